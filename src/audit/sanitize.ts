@@ -1,0 +1,41 @@
+import type { AuditEvent } from './record.js';
+
+/**
+ * The last line of defence before the disk: only the fields AuditEvent declares are copied (a caller
+ * that spreads a request object into an event cannot smuggle headers in), `findings` keeps only
+ * numeric counts, and a string that looks like a JWS/JWE compact token or a bearer credential is
+ * replaced. Returns the clean copy and how many values were replaced, so the sink can log that it
+ * happened (never what).
+ */
+const STRING_FIELDS = ['event', 'decision_id', 'domain', 'tier', 'decision', 'reason', 'agent', 'role', 'target', 'trace_id', 'audit_level', 'payload_sha256'] as const;
+
+// Compact JWS (3 segments) / JWE (5 segments) starting with a base64url JSON header, or a bearer value.
+const CREDENTIAL_RE = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.|\bbearer\s+\S{8,}/i;
+export const REDACTED = '[redacted]';
+
+export function sanitizeEvent(ev: AuditEvent): { event: Record<string, unknown>; redacted: number } {
+  const out: Record<string, unknown> = {};
+  let redacted = 0;
+  const src = ev as unknown as Record<string, unknown>;
+  for (const k of STRING_FIELDS) {
+    const v = src[k];
+    if (v === undefined) continue;
+    if (typeof v === 'string' && CREDENTIAL_RE.test(v)) {
+      out[k] = REDACTED;
+      redacted++;
+    } else if (typeof v === 'string' || v === null) {
+      out[k] = v;
+    } else {
+      out[k] = String(v);
+    }
+  }
+  if (typeof ev.payload_bytes === 'number' && Number.isSafeInteger(ev.payload_bytes)) out.payload_bytes = ev.payload_bytes;
+  if (ev.findings && typeof ev.findings === 'object') {
+    const f: Record<string, number> = {};
+    for (const [entity, n] of Object.entries(ev.findings)) {
+      if (typeof n === 'number' && Number.isSafeInteger(n) && !CREDENTIAL_RE.test(entity)) f[entity] = n;
+    }
+    out.findings = f;
+  }
+  return { event: out, redacted };
+}

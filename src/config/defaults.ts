@@ -1,0 +1,21 @@
+/** Defaults for everything the blueprint's template leaves out (contract section 3). */
+export const DEFAULTS = {
+  tlsMinVersion: '1.3',
+  credentialRotationIntervalMs: 600_000,
+  auditScope: 'FULL_MESH',
+  issuer: 'mesh-pep',
+  audiences: ['agent-mesh'],
+  jwksFile: 'keys/issuer.jwks.json',
+  roleClaim: 'role',
+  attestationClaim: 'attestation_hash',
+  spiffeClaim: 'spiffe_id',
+  clockSkewMs: 30_000,
+  keysDir: 'keys',
+  pseudonymKeyFile: 'pseudonym.key',
+  issuerPrivateKeyFile: 'issuer.private.jwk.json',
+  auditFile: 'audit/audit.jsonl',
+  auditMaxFileBytes: 64 * 1024 * 1024,
+  auditGroupCommitMs: 2,
+  maxBodyBytes: 1024 * 1024,
+  fheMaxLength: 65_536,
+} as const;

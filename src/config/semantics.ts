@@ -1,0 +1,76 @@
+import type { RawPolicy } from './raw.js';
+import type { SchemaWalker } from './schema-walker.js';
+
+/**
+ * Rules a schema cannot express: uniqueness, sections that only fit some tiers, regexes that must
+ * compile, and combinations that are legal but almost certainly a mistake (warnings).
+ */
+export function checkSemantics(raw: RawPolicy, w: SchemaWalker): void {
+  const m = raw.security_mesh;
+  const base = 'security_mesh';
+
+  if (m.identity?.jwks_file && m.identity?.jwks_uri) {
+    w.error(w.at(`${base}.identity.jwks_uri#key`), 'security_mesh.identity: set jwks_file or jwks_uri, not both');
+  }
+  if (m.identity?.jwks_uri?.startsWith('http://')) {
+    w.warn(w.at(`${base}.identity.jwks_uri`), 'security_mesh.identity.jwks_uri: plain http lets anyone on the path swap the issuer keys');
+  }
+  if (!m.identity) {
+    w.warn(w.at(`${base}#key`), 'security_mesh.identity: section absent, using development defaults (issuer "mesh-pep", audience "agent-mesh", jwks_file keys/issuer.jwks.json)');
+  }
+  const trusted = m.attestation?.trusted_measurements ?? [];
+
+  const seen = new Map<string, number>();
+  (Array.isArray(m.domains) ? m.domains : []).forEach((d, i) => {
+    if (!d || typeof d.name !== 'string') return;
+    const p = `${base}.domains[${i}]`;
+    const prev = seen.get(d.name);
+    if (prev !== undefined) {
+      w.error(w.at(`${p}.name`), `${p}.name: duplicate domain "${d.name}" (first defined at security_mesh.domains[${prev}])`);
+    } else seen.set(d.name, i);
+
+    if (d.computation && d.tier !== 'COMPUTATION') {
+      w.error(w.at(`${p}.computation#key`), `${p}.computation: only COMPUTATION domains take a computation section (tier is ${d.tier})`);
+    }
+    if (d.fhe && d.tier !== 'FHE') {
+      w.error(w.at(`${p}.fhe#key`), `${p}.fhe: only FHE domains take an fhe section (tier is ${d.tier})`);
+    }
+    const c = d.computation;
+    if (c) {
+      const mode = c.mode ?? 'tee';
+      if (mode === 'mpc' && (c.parties?.length ?? 0) < 2) {
+        w.error(w.at(`${p}.computation#key`), `${p}.computation: mode mpc needs at least two parties`);
+      }
+      if (mode === 'tee' && c.parties?.length) {
+        w.error(w.at(`${p}.computation.parties#key`), `${p}.computation.parties: parties apply to mode mpc only`);
+      }
+      const names = new Set<string>();
+      c.parties?.forEach((party, j) => {
+        if (names.has(party.name)) w.error(w.at(`${p}.computation.parties[${j}].name`), `${p}.computation.parties[${j}].name: duplicate party "${party.name}"`);
+        names.add(party.name);
+      });
+    }
+    d.dlp?.canaries?.forEach((re, j) => {
+      try {
+        new RegExp(re, 'u');
+      } catch (e) {
+        w.error(w.at(`${p}.dlp.canaries[${j}]`), `${p}.dlp.canaries[${j}]: not a valid regular expression (${(e as Error).message})`);
+      }
+    });
+    for (const field of ['mask_headers', 'mask_response_headers'] as const) {
+      d[field]?.forEach((h, j) => {
+        if (h === 'host') w.error(w.at(`${p}.${field}[${j}]`), `${p}.${field}[${j}]: "host" cannot be removed (Envoy refuses it)`);
+      });
+    }
+    if (d.attestation_required && trusted.length === 0) {
+      w.warn(w.at(`${p}.attestation_required`), `${p}: attestation_required with no security_mesh.attestation.trusted_measurements denies every request`);
+    }
+    const level = d.audit_level ?? m.global?.audit_scope ?? 'FULL_MESH';
+    if (level === 'OUTPUT_ONLY' && (d.metadata_masking || d.attestation_required)) {
+      w.warn(
+        w.at(`${p}.audit_level`),
+        `${p}: audits OUTPUT_ONLY although it ${d.metadata_masking ? 'masks metadata' : 'requires attestation'}; internal hops of a sensitive domain go unrecorded`,
+      );
+    }
+  });
+}

@@ -1,0 +1,118 @@
+/**
+ * The compiled policy: what the rest of mesh-pep reads. Built once per (re)load by `config/compile.ts`
+ * from the validated YAML, frozen, and swapped atomically so no decision sees a half-applied policy.
+ * Paths are already absolute; defaults are already applied.
+ */
+export type Tier = 'RETRIEVAL' | 'COMPUTATION' | 'FHE';
+export const TIERS: readonly Tier[] = ['RETRIEVAL', 'COMPUTATION', 'FHE'];
+export type AuditLevel = 'FULL_MESH' | 'OUTPUT_ONLY';
+export const AUDIT_LEVELS: readonly AuditLevel[] = ['FULL_MESH', 'OUTPUT_ONLY'];
+export type DlpAction = 'redact' | 'block' | 'report';
+
+export interface GlobalSettings {
+  tlsMinVersion: '1.2' | '1.3';
+  credentialRotationIntervalMs: number;
+  auditScope: AuditLevel;
+}
+
+export interface IdentitySettings {
+  issuer: string | undefined;
+  audiences: readonly string[];
+  jwksFile: string | undefined;
+  jwksUri: string | undefined;
+  roleClaim: string;
+  attestationClaim: string;
+  spiffeClaim: string;
+  clockSkewMs: number;
+  /** Asymmetric JWS algorithms accepted; HMAC and `none` can never be listed. */
+  algorithms: readonly string[];
+}
+
+export interface KeySettings {
+  /** Folder of per-domain keyrings `<dir>/<domain>.jwks.json`. */
+  dir: string;
+  /** Secret used to derive per-domain pseudonym keys (HMAC). */
+  pseudonymKeyFile: string;
+  /** Development issuer signing key (`mesh-pep token`); never needed in production. */
+  issuerPrivateKeyFile: string;
+}
+
+export interface AuditSettings {
+  file: string;
+  /** Rotate to a new file when the current one exceeds this size; the chain continues across files. */
+  maxFileBytes: number;
+  /** Group-commit window: records arriving within it share one fdatasync. */
+  groupCommitMs: number;
+}
+
+export interface DlpSettings {
+  action: DlpAction;
+  /** Entity names to detect; empty means every built-in entity. */
+  entities: readonly string[];
+  /** Operator canary patterns (regular expressions, compiled at load). */
+  canaries: readonly string[];
+}
+
+export interface ComputationParty {
+  name: string;
+  jwksFile: string;
+}
+
+export interface ComputationSettings {
+  mode: 'tee' | 'mpc';
+  /** TEE: JWK Set of enclave public keys, each naming its measurement in `x-attestation`. */
+  recipientsFile: string | undefined;
+  /** MPC: the parties, each with its public JWK Set. */
+  parties: readonly ComputationParty[];
+  /** JSON paths of numeric fields to protect; empty means every number. */
+  fields: readonly string[];
+}
+
+export interface FheSettings {
+  /** JSON paths of numeric arrays/scalars to encrypt; empty means every numeric array and scalar. */
+  paths: readonly string[];
+  /** Longest numeric array accepted. */
+  maxLength: number;
+}
+
+export interface DomainMatch {
+  hosts: readonly string[];
+  pathPrefixes: readonly string[];
+}
+
+export interface DomainPolicy {
+  name: string;
+  tier: Tier;
+  allowedRoles: ReadonlySet<string>;
+  metadataMasking: boolean;
+  auditLevel: AuditLevel;
+  maxTokenAgeMs: number;
+  attestationRequired: boolean;
+  match: DomainMatch | undefined;
+  /** Request headers removed on allow (lower-case); precomputed from the built-in list plus extras. */
+  maskRequestHeaders: readonly string[];
+  /** Response headers removed by ext_proc in masking domains (lower-case). */
+  maskResponseHeaders: readonly string[];
+  /** Largest body buffered by ext_proc for this domain. */
+  maxBodyBytes: number;
+  dlp: DlpSettings | undefined;
+  computation: ComputationSettings | undefined;
+  fhe: FheSettings | undefined;
+  /** Keyring file `<keys.dir>/<name>.jwks.json`. */
+  keyringFile: string;
+}
+
+export interface CompiledPolicy {
+  /** Absolute path of the file this came from. */
+  source: string;
+  /** SHA-256 (hex) of the file's bytes: the policy version operators see in Status and logs. */
+  hash: string;
+  loadedAt: number;
+  global: GlobalSettings;
+  identity: IdentitySettings;
+  trustedMeasurements: ReadonlySet<string>;
+  keys: KeySettings;
+  audit: AuditSettings;
+  domains: readonly DomainPolicy[];
+  domainsByName: ReadonlyMap<string, DomainPolicy>;
+}

@@ -1,0 +1,226 @@
+import { abaValid, cardIssuerPlausible, luhnValid, ssnValid } from '../checksums.js';
+import type { DlpEntity } from '../entities.js';
+import { hasContext, isWordChar, type DetectContext, type Detector, type Match } from '../detector.js';
+
+/**
+ * Cards, SSNs, ABA routing numbers, phones and IPv4 addresses share one hand-written tokenizer: a
+ * token is a run of digit groups joined by single separators (space, `-`, `.`), optionally led by `+`
+ * and with parenthesised groups. Each token is read once (linear), then classified as a whole or, when
+ * numbers sit side by side separated by spaces, in windows of at most six groups.
+ */
+
+const ABA_CONTEXT = /rout|\baba\b|aba[_ -]?(?:no|num)|\brtn\b|transit/i;
+const SSN_CONTEXT = /ssn|social[_ -]?sec|soc[_ -]?sec|taxpayer|\bitin\b/i;
+const PHONE_CONTEXT = /phone|\btel|mobile|\bcell|\bfax\b|\bsms\b|whatsapp|\bcall\b|contact/i;
+
+const MAX_WINDOW_GROUPS = 6;
+const MAX_WINDOW_CHARS = 32;
+
+interface Token {
+  start: number;
+  end: number;
+  plus: boolean;
+  groups: string[];
+  /** Start offset of each group (including a leading parenthesis). */
+  starts: number[];
+  ends: number[];
+  parens: boolean[];
+  /** seps[k] separates groups k and k+1: ' ', '-', '.', or ')' variants normalised to their char. */
+  seps: string[];
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/** Characters that join an identifier across a dash or dot (`ORD-2024-1234`, `v1.2.3`). */
+function glued(text: string, i: number): boolean {
+  const c = text[i];
+  return (c === '-' || c === '.' || c === '_') && isWordChar(text, i - 1);
+}
+
+function readToken(text: string, digitAt: number): Token {
+  let start = digitAt;
+  let plus = false;
+  const token: Token = { start, end: start, plus, groups: [], starts: [], ends: [], parens: [], seps: [] };
+  if (text[digitAt - 1] === '(') start = digitAt - 1;
+  else if (text[digitAt - 1] === '+') {
+    start = digitAt - 1;
+    plus = true;
+  }
+  token.start = start;
+  token.plus = plus;
+  let i = digitAt;
+  let groupStart = start;
+  let paren = start < digitAt && text[start] === '(';
+  for (;;) {
+    const gStart = i;
+    while (i < text.length && isDigit(text.charCodeAt(i))) i++;
+    token.groups.push(text.slice(gStart, i));
+    token.starts.push(groupStart);
+    if (paren) {
+      if (text[i] === ')') i++;
+      else paren = false; // unbalanced: treat as plain group
+    }
+    token.parens.push(paren);
+    token.ends.push(i);
+    // Separator: one of ' ', '-', '.', and after ')' an optional space.
+    let j = i;
+    let sep = '';
+    const c = text[j];
+    if (c === ' ' || c === '-' || c === '.') {
+      sep = c;
+      j++;
+    } else if (token.parens[token.parens.length - 1] && text[i - 1] === ')') {
+      sep = ' '; // "(415)555-0132"
+    }
+    if (sep === '' && !(text[i - 1] === ')')) break;
+    let nextParen = false;
+    if (text[j] === '(' && isDigit(text.charCodeAt(j + 1))) {
+      nextParen = true;
+      groupStart = j;
+      j++;
+    } else groupStart = j;
+    if (!isDigit(text.charCodeAt(j))) break;
+    token.seps.push(sep === '' ? ' ' : sep);
+    paren = nextParen;
+    i = j;
+  }
+  token.end = token.ends[token.ends.length - 1];
+  return token;
+}
+
+function sameSeps(seps: string[], from: number, to: number, allowed: string): string | undefined {
+  if (to <= from) return '';
+  const first = seps[from];
+  if (!allowed.includes(first)) return undefined;
+  for (let k = from + 1; k < to; k++) if (seps[k] !== first) return undefined;
+  return first;
+}
+
+function classify(t: Token, i: number, j: number, text: string, ctx: DetectContext): DlpEntity | undefined {
+  const n = j - i + 1;
+  const groups = t.groups.slice(i, j + 1);
+  const digits = groups.join('');
+  const len = digits.length;
+  const plus = t.plus && i === 0;
+  const anyParen = t.parens.slice(i, j + 1).some(Boolean);
+  const seps = t.seps.slice(i, j);
+  const start = t.starts[i];
+
+  // IPv4: four dotted octets, no leading zeros; 0.x and 255.x are masks and wildcards, not hosts.
+  if (n === 4 && !plus && !anyParen && seps.every((s) => s === '.')) {
+    const ok = groups.every((g) => g.length <= 3 && (g.length === 1 || g[0] !== '0') && Number(g) <= 255);
+    if (ok && groups[0] !== '0' && groups[0] !== '255') return 'IP_ADDRESS';
+    return undefined;
+  }
+
+  if (!plus && !anyParen) {
+    const sep = sameSeps(t.seps, i, j, ' -');
+    if (sep !== undefined && len >= 13 && len <= 19) {
+      const shapeOk = n === 1 || (groups[0].length === 4 && groups.every((g) => g.length >= 1 && g.length <= 6));
+      if (shapeOk && luhnValid(digits) && cardIssuerPlausible(digits)) return 'CREDIT_CARD';
+    }
+    if (n === 3 && sep !== undefined && sep !== '' && groups[0].length === 3 && groups[1].length === 2 && groups[2].length === 4) {
+      return ssnValid(digits) ? 'US_SSN' : undefined;
+    }
+    if (n === 1 && len === 9) {
+      if (abaValid(digits) && hasContext(text, start, ctx, ABA_CONTEXT)) return 'ABA_ROUTING';
+      if (ssnValid(digits) && hasContext(text, start, ctx, SSN_CONTEXT)) return 'US_SSN';
+      return undefined;
+    }
+  }
+  return phone(groups, seps, plus, t.parens.slice(i, j + 1), len, n === 1 && !plus ? () => hasContext(text, start, ctx, PHONE_CONTEXT) : undefined);
+}
+
+function phone(groups: string[], seps: string[], plus: boolean, parens: boolean[], len: number, bareContext: (() => boolean) | undefined): DlpEntity | undefined {
+  // Dots only in the dotted national styles (415.555.0132, 01.23.45.67.89); otherwise they are decimals.
+  const dotted = seps.includes('.');
+  if (plus) {
+    if (dotted && !seps.every((s) => s === '.')) return undefined;
+    return len >= 8 && len <= 15 && groups[0][0] !== '0' ? 'PHONE' : undefined;
+  }
+  // International prefix written as 00 (0044 20 7946 0958).
+  if (groups[0].startsWith('00') && groups.length >= 3 && !dotted) {
+    const rest = len - 2;
+    return rest >= 8 && rest <= 15 && groups[0][2] !== '0' ? 'PHONE' : undefined;
+  }
+  // NANP: [1] NXX NXX XXXX, area code possibly in parentheses.
+  let g = groups;
+  let p = parens;
+  if (g.length === 4 && g[0] === '1' && !p[0]) {
+    g = g.slice(1);
+    p = p.slice(1);
+  }
+  if (g.length === 3 && g[0].length === 3 && g[1].length === 3 && g[2].length === 4 && !p[1] && !p[2]) {
+    const nanp = g[0][0] >= '2' && g[1][0] >= '2';
+    if (nanp && (!dotted || seps.every((s) => s === '.'))) return 'PHONE';
+    return undefined;
+  }
+  // National numbers with a trunk 0: 020 7946 0958, 07700 900123, 030 12345678, 01 23 45 67 89.
+  if (groups.length >= 2 && groups[0][0] === '0' && groups[0][1] !== '0' && groups[0].length >= 2 && groups[0].length <= 5) {
+    if (dotted && !(seps.every((s) => s === '.') && groups.length === 5 && groups.every((x) => x.length === 2))) return undefined;
+    if (len >= 10 && len <= 11 && groups.every((x) => x.length >= 2)) return 'PHONE';
+    return undefined;
+  }
+  // A bare run of digits is a phone only when the field or the words before say so.
+  if (groups.length === 1 && bareContext) {
+    const d = groups[0];
+    const nanp10 = d.length === 10 && d[0] >= '2' && d[3] >= '2';
+    const nanp11 = d.length === 11 && d[0] === '1' && d[1] >= '2' && d[4] >= '2';
+    const trunk = (d.length === 10 || d.length === 11) && d[0] === '0' && d[1] !== '0';
+    if ((nanp10 || nanp11 || trunk) && bareContext()) return 'PHONE';
+  }
+  return undefined;
+}
+
+const DIGIT = /[0-9]/g;
+
+export const numericDetector: Detector = {
+  name: 'numeric',
+  entities: ['CREDIT_CARD', 'US_SSN', 'ABA_ROUTING', 'PHONE', 'IP_ADDRESS'],
+  find(text: string, ctx: DetectContext, enabled: ReadonlySet<DlpEntity>, out: Match[]): void {
+    const re = new RegExp(DIGIT.source, 'g');
+    let from = 0;
+    while (from < text.length) {
+      re.lastIndex = from;
+      const m = re.exec(text);
+      if (m === null) return;
+      const t = readToken(text, m.index);
+      from = Math.max(t.end, m.index + 1);
+      // Part of a word or identifier on either side: not a standalone number.
+      const before = t.start - 1;
+      if (isWordChar(text, before) || glued(text, before) || isWordChar(text, t.end) || glued(text, t.end) && isWordChar(text, t.end + 1)) continue;
+      scanWindows(t, text, ctx, enabled, out);
+    }
+  },
+};
+
+function scanWindows(t: Token, text: string, ctx: DetectContext, enabled: ReadonlySet<DlpEntity>, out: Match[]): void {
+  const g = t.groups.length;
+  let i = 0;
+  while (i < g) {
+    let matched = false;
+    if (i === 0 || t.seps[i - 1] === ' ') {
+      for (let j = Math.min(g - 1, i + MAX_WINDOW_GROUPS - 1); j >= i; j--) {
+        if (j < g - 1 && t.seps[j] !== ' ') continue;
+        if (t.ends[j] - t.starts[i] > MAX_WINDOW_CHARS) continue;
+        if (j - i !== 3 && digitCount(t, i, j) < 7) continue; // cheap reject: nothing shorter than an IPv4 or 7 digits
+        const entity = classify(t, i, j, text, ctx);
+        if (entity !== undefined && enabled.has(entity)) {
+          out.push({ start: i === 0 ? t.start : t.starts[i], end: t.ends[j], entity });
+          i = j + 1;
+          matched = true;
+          break;
+        }
+      }
+    }
+    if (!matched) i++;
+  }
+}
+
+function digitCount(t: Token, i: number, j: number): number {
+  let n = 0;
+  for (let k = i; k <= j; k++) n += t.groups[k].length;
+  return n;
+}

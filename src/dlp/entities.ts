@@ -1,0 +1,32 @@
+/**
+ * The leak guard's entity names, exactly as the contract lists them (section 5, "Leak guard"). Policies
+ * name these in `dlp.entities`; audit records and metrics count findings under these names.
+ */
+export const DLP_ENTITIES = Object.freeze([
+  'EMAIL',
+  'PHONE',
+  'US_SSN',
+  'CREDIT_CARD',
+  'IBAN',
+  'ABA_ROUTING',
+  'IP_ADDRESS',
+  'AWS_ACCESS_KEY',
+  'AWS_SECRET_KEY',
+  'GITHUB_TOKEN',
+  'SLACK_TOKEN',
+  'STRIPE_KEY',
+  'OPENAI_KEY',
+  'ANTHROPIC_KEY',
+  'JWT',
+  'PRIVATE_KEY',
+  'CREDENTIAL_URI',
+  'CANARY',
+] as const);
+
+export type DlpEntity = (typeof DLP_ENTITIES)[number];
+
+const ENTITY_SET: ReadonlySet<string> = new Set(DLP_ENTITIES);
+
+export function isDlpEntity(name: string): name is DlpEntity {
+  return ENTITY_SET.has(name);
+}

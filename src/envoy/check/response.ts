@@ -1,0 +1,55 @@
+import type { Decision } from '../../policy/decision.js';
+import { denyBody, REASONS } from '../../policy/reasons.js';
+
+/**
+ * Decision → CheckResponse. A deny is always a normal response with a non-zero status (a gRPC error
+ * would become an allow under `failure_mode_allow`). Header mutations carry `append: false` so they
+ * overwrite client-sent values. Struct values use protobufjs' camelCase well-known-type names
+ * (`stringValue`), which is what reaches the wire even with keepCase.
+ */
+function headerOption(key: string, value: string) {
+  return { header: { key, value }, append: { value: false } };
+}
+
+export function toStruct(values: Readonly<Record<string, string>>) {
+  const fields: Record<string, { stringValue: string }> = {};
+  for (const [k, v] of Object.entries(values)) fields[k] = { stringValue: v };
+  return { fields };
+}
+
+const DENY_CACHE = new Map<string, object>();
+
+function denyResponse(reason: keyof typeof REASONS, decisionId: string) {
+  const r = REASONS[reason];
+  // The parts that do not depend on the request are built once per reason.
+  let fixed = DENY_CACHE.get(reason) as { body: string; status: { code: number } } | undefined;
+  if (!fixed) {
+    fixed = { body: denyBody(reason), status: { code: r.http } };
+    DENY_CACHE.set(reason, fixed);
+  }
+  return {
+    status: { code: r.grpc, message: reason },
+    denied_response: {
+      status: fixed.status,
+      headers: [
+        headerOption('x-mesh-reason', reason),
+        headerOption('x-mesh-decision-id', decisionId),
+        headerOption('content-type', 'application/json'),
+        ...(r.grpc === 16 ? [headerOption('www-authenticate', 'Bearer realm="mesh-pep"')] : []),
+      ],
+      body: fixed.body,
+    },
+  };
+}
+
+export function decisionToCheckResponse(d: Decision) {
+  if (d.kind === 'deny') return denyResponse(d.reason, d.decisionId);
+  return {
+    status: { code: 0, message: '' },
+    ok_response: {
+      headers: d.setHeaders.map(([k, v]) => headerOption(k, v)),
+      headers_to_remove: [...d.removeHeaders],
+    },
+    dynamic_metadata: toStruct(d.metadata),
+  };
+}

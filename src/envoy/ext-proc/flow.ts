@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import { auditTarget } from '../../audit/target.js';
+import type { CompiledPolicy, DomainPolicy } from '../../config/types.js';
+import type { Pseudonymizer } from '../../masking/pseudonym.js';
+
+/**
+ * Who is calling which domain, as Check decided it. Read from the `envoy.filters.http.ext_authz`
+ * dynamic metadata when Envoy forwards it (`metadata_options.forwarding_namespaces`), else from the
+ * request headers Check set (`x-mesh-domain`, `x-agent-*`, `x-mesh-decision-id`): Check overwrites
+ * client-sent values of those, so they carry its decision, not the client's wish.
+ */
+export interface Flow {
+  policy: CompiledPolicy;
+  domain: DomainPolicy;
+  agent: string | null;
+  role: string | null;
+  decisionId: string;
+  traceId: string | null;
+  /** Audit target (host + path, the path a keyed hash in masking domains). */
+  target: string | null;
+  /** `hop: egress` in the metadata: the route leaves the mesh (OUTPUT_ONLY domains audit it). */
+  egress: boolean;
+}
+
+function pick(authz: Readonly<Record<string, string>>, headers: ReadonlyMap<string, string> | undefined, meta: string, header: string): string | undefined {
+  const fromMeta = authz[meta];
+  if (fromMeta) return fromMeta;
+  const fromHeader = headers?.get(header);
+  return fromHeader ? fromHeader : undefined;
+}
+
+/** W3C `traceparent` (trace id is its second field), else B3. */
+function traceIdOf(headers: ReadonlyMap<string, string> | undefined): string | null {
+  const tp = headers?.get('traceparent');
+  const m = tp ? /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}/.exec(tp.trim()) : null;
+  if (m) return m[1]!;
+  const b3 = headers?.get('x-b3-traceid') ?? headers?.get('b3')?.split('-')[0];
+  return b3 && /^[0-9a-f]{16,32}$/.test(b3) ? b3 : null;
+}
+
+/**
+ * The flow of one stream, or `undefined` when no domain is named or the name is not in the policy
+ * (the caller answers 403 `no_policy`). `requestHeaders` is undefined when Envoy skipped them.
+ */
+export function resolveFlow(
+  policy: CompiledPolicy,
+  pseudonyms: Pseudonymizer,
+  authz: Readonly<Record<string, string>>,
+  requestHeaders: ReadonlyMap<string, string> | undefined,
+): Flow | undefined {
+  const name = pick(authz, requestHeaders, 'domain', 'x-mesh-domain');
+  const domain = name === undefined ? undefined : policy.domainsByName.get(name);
+  if (!domain) return undefined;
+  const agent = pick(authz, requestHeaders, 'agent_pseudonym', 'x-agent-pseudonym') ?? pick(authz, requestHeaders, 'agent_id', 'x-agent-id');
+  const host = (requestHeaders?.get(':authority') ?? requestHeaders?.get('host'))?.replace(/:\d+$/, '');
+  return {
+    policy,
+    domain,
+    agent: agent ?? null,
+    role: pick(authz, requestHeaders, 'role', 'x-agent-role') ?? null,
+    decisionId: pick(authz, requestHeaders, 'decision_id', 'x-mesh-decision-id') ?? randomUUID(),
+    traceId: traceIdOf(requestHeaders),
+    target: auditTarget(host, requestHeaders?.get(':path'), domain.metadataMasking ? { key: pseudonyms.keyFor(domain.name) } : undefined),
+    egress: authz['hop']?.trim().toLowerCase() === 'egress',
+  };
+}

@@ -1,0 +1,298 @@
+import { shouldAudit } from '../../audit/level.js';
+import type { AuditEvent } from '../../audit/record.js';
+import type { DomainPolicy } from '../../config/types.js';
+import type { ReasonCode } from '../../policy/reasons.js';
+import { processBody, type BodyVerdict, type PayloadDigest, type PayloadScan } from '../../protect/pipeline.js';
+import { tierModule } from '../../protect/registry.js';
+import type { ServerContext } from '../../server/context.js';
+import { BodyBuffer, BodyTally } from './body-buffer.js';
+import { resolveFlow, type Flow } from './flow.js';
+import {
+  NO_HEADER_CHANGES,
+  ProtocolViolation,
+  type BodyPhase,
+  type HeadersPhase,
+  type Inbound,
+  type InboundMessage,
+  type Outbound,
+  type Phase,
+  type TrailersPhase,
+} from './messages.js';
+import type { BodyStage, Established, StreamState } from './state.js';
+
+export interface StreamDeps {
+  ctx: ServerContext;
+  /** The leak-guard step for a domain, when it has one (wired by the server). */
+  scanFor?: (domain: DomainPolicy) => PayloadScan | undefined;
+}
+
+type Outcome = 'transform' | 'pass' | 'deny' | 'observe';
+
+type Active = Extract<StreamState, { at: 'request' | 'response' }>;
+
+const direction = (phase: Phase): 'request' | 'response' => (phase.startsWith('request') ? 'request' : 'response');
+
+/**
+ * One ext_proc stream as an explicit state machine (`state.ts`). `handle` takes one decoded
+ * ProcessingRequest and returns the one answer Envoy expects for it (or none in observability mode),
+ * throwing `ProtocolViolation` for messages that do not fit the state.
+ */
+export class ExtProcStream {
+  private state: StreamState = { at: 'start' };
+
+  constructor(private readonly deps: StreamDeps) {}
+
+  get finished(): boolean {
+    return this.state.at === 'finished';
+  }
+
+  /** Cancel or error: drop buffered plaintext at once. */
+  abort(): void {
+    this.state = { at: 'finished' };
+  }
+
+  async handle(msg: InboundMessage): Promise<Outbound | undefined> {
+    const m = msg.message;
+    const s = this.state;
+    switch (s.at) {
+      case 'finished':
+        return undefined;
+      case 'start':
+        if (m.type === 'headers') return this.open(m, msg);
+        throw new ProtocolViolation(`${m.phase} arrived before any headers`);
+      case 'request':
+        if (m.phase === 'request_headers') throw new ProtocolViolation('request_headers arrived twice');
+        if (m.type === 'headers') return this.openResponse(s, m, msg);
+        if (m.phase === 'response_body' || m.phase === 'response_trailers') throw new ProtocolViolation(`${m.phase} arrived before response_headers`);
+        return m.type === 'body' ? this.body(s, m) : this.trailers(s, m.phase);
+      case 'response':
+        if (m.type === 'headers') throw new ProtocolViolation(`${m.phase} arrived after response_headers`);
+        if (m.phase === 'request_body') throw new ProtocolViolation('request_body arrived after response_headers');
+        // Request trailers may trail an early response; they carry nothing mesh-pep changes.
+        if (m.phase === 'request_trailers') return s.observe ? undefined : { type: 'trailers', phase: m.phase };
+        return m.type === 'body' ? this.body(s, m) : this.trailers(s, m.phase);
+    }
+  }
+
+  // --- headers ---------------------------------------------------------------------------------
+
+  private async open(m: Extract<Inbound, { type: 'headers' }>, msg: InboundMessage): Promise<Outbound | undefined> {
+    const { ctx } = this.deps;
+    // Response headers first means Envoy skips request headers: only the metadata can name the domain
+    // (a response header never can: it comes from the callee).
+    const requestHeaders = m.phase === 'request_headers' ? m.headers : undefined;
+    const flow = resolveFlow(ctx.policy(), ctx.pseudonyms, msg.authz, requestHeaders);
+    if (!flow) return this.refuse(undefined, m.phase, 'no_policy', msg.observability, undefined);
+    let module;
+    try {
+      module = await tierModule(flow.domain.tier);
+    } catch (e) {
+      ctx.log.error({ err: { message: (e as Error).message }, domain: flow.domain.name }, 'tier module failed to load');
+      return this.refuse(flow, m.phase, 'internal_error', msg.observability, undefined);
+    }
+    const est: Established = { flow, module, observe: msg.observability };
+    if (m.phase === 'request_headers') {
+      this.state = { ...est, at: 'request', contentType: m.headers.get('content-type'), body: m.endOfStream ? { stage: 'absent' } : { stage: 'expected' } };
+      return this.answer(est, { type: 'headers', phase: m.phase, headers: NO_HEADER_CHANGES });
+    }
+    return this.enterResponse(est, m);
+  }
+
+  private async openResponse(s: Extract<StreamState, { at: 'request' }>, m: Extract<Inbound, { type: 'headers' }>, msg: InboundMessage): Promise<Outbound | undefined> {
+    if (s.body.stage === 'expected' && !s.observe) {
+      // The request announced a body that never reached mesh-pep: the filter's request_body_mode is
+      // not BUFFERED/STREAMED, so the callee got it unprotected. Refuse the response and say why loudly.
+      this.deps.ctx.log.error(
+        { domain: s.flow.domain.name, decision_id: s.flow.decisionId },
+        'request body was never sent to ext_proc: set processing_mode.request_body_mode to BUFFERED',
+      );
+      return this.refuse(s.flow, m.phase, 'internal_error', msg.observability, undefined);
+    }
+    return this.enterResponse(s, m);
+  }
+
+  private enterResponse(est: Established, m: Extract<Inbound, { type: 'headers' }>): Outbound | undefined {
+    const { domain } = est.flow;
+    const remove = domain.metadataMasking ? domain.maskResponseHeaders.filter((h) => m.headers.has(h)) : [];
+    this.state = {
+      flow: est.flow,
+      module: est.module,
+      observe: est.observe,
+      at: 'response',
+      contentType: m.headers.get('content-type'),
+      body: m.endOfStream ? { stage: 'absent' } : { stage: 'expected' },
+    };
+    return this.answer(est, { type: 'headers', phase: 'response_headers' satisfies HeadersPhase, headers: { set: [], remove } });
+  }
+
+  // --- bodies ----------------------------------------------------------------------------------
+
+  private async body(s: Active, m: Extract<Inbound, { type: 'body' }>): Promise<Outbound | undefined> {
+    const stage = s.body;
+    if (stage.stage === 'absent' || stage.stage === 'complete') {
+      throw new ProtocolViolation(`${m.phase} arrived after the ${direction(m.phase)} ended`);
+    }
+    if (s.observe) return this.observeBody(s, stage, m);
+
+    let receiving: Extract<BodyStage, { stage: 'receiving' }>;
+    if (stage.stage === 'receiving') receiving = stage;
+    else if (stage.stage === 'expected') receiving = { stage: 'receiving', buffer: new BodyBuffer(s.flow.domain.maxBodyBytes), chunks: 0 };
+    else throw new ProtocolViolation(`${m.phase} mixes observability and processing`);
+
+    receiving.chunks++;
+    if (!receiving.buffer.add(m.body)) return this.refuse(s.flow, m.phase, 'payload_too_large', false, undefined);
+    if (!m.endOfStream) {
+      // A STREAMED chunk (or a BUFFERED body that trailers will follow): held here, and cleared from
+      // Envoy's copy so no plaintext chunk reaches the other side before the whole body is protected.
+      s.body = receiving;
+      return { type: 'body', phase: m.phase, body: { kind: 'clear' }, headers: NO_HEADER_CHANGES };
+    }
+    s.body = { stage: 'complete' };
+    return this.transform(s, m.phase, receiving.buffer.take(), receiving.chunks > 1);
+  }
+
+  private async transform(s: Active, phase: BodyPhase, body: Buffer, earlierChunksCleared: boolean): Promise<Outbound | undefined> {
+    const { ctx, scanFor } = this.deps;
+    const { flow, module } = s;
+    let verdict: BodyVerdict;
+    try {
+      const scan = scanFor?.(flow.domain);
+      verdict = await processBody({
+        ctx: { policy: flow.policy, domain: flow.domain, contentType: s.contentType, direction: direction(phase) },
+        body,
+        handler: module.handler,
+        ...(scan ? { scan } : {}),
+      });
+    } catch (e) {
+      ctx.log.error({ err: { message: (e as Error).message }, domain: flow.domain.name, decision_id: flow.decisionId, phase }, 'body processing failed');
+      return this.refuse(flow, phase, 'internal_error', false, undefined);
+    }
+    if (verdict.kind === 'deny') {
+      ctx.log.warn({ domain: flow.domain.name, decision_id: flow.decisionId, phase, reason: verdict.reason }, 'body refused');
+      return this.refuse(flow, phase, verdict.reason, false, verdict.plaintext, verdict.findings);
+    }
+    const outcome: Outcome = verdict.kind === 'replace' ? 'transform' : 'pass';
+    const audited = await this.audit(flow, phase, outcome, 'ok', verdict.plaintext, verdict.findings);
+    if (!audited) return this.refuse(flow, phase, 'audit_unavailable', false, verdict.plaintext);
+    this.count(flow, phase, outcome);
+    if (verdict.kind === 'replace') {
+      // content-length is rewritten in the same answer that replaces the body (BUFFERED honours body-phase
+      // header mutations; in STREAMED mode Envoy drops content-length itself).
+      const set: Array<readonly [string, string]> = [
+        ['content-type', verdict.contentType],
+        ['content-length', String(verdict.body.length)],
+        ...Object.entries(verdict.headers),
+      ];
+      return { type: 'body', phase, body: { kind: 'replace', body: verdict.body }, headers: { set, remove: [] } };
+    }
+    // Earlier chunks were cleared from Envoy's copy: the last answer must carry the whole body again.
+    return earlierChunksCleared
+      ? { type: 'body', phase, body: { kind: 'replace', body }, headers: NO_HEADER_CHANGES }
+      : { type: 'body', phase, body: { kind: 'keep' }, headers: NO_HEADER_CHANGES };
+  }
+
+  private async observeBody(s: Active, stage: BodyStage, m: Extract<Inbound, { type: 'body' }>): Promise<undefined> {
+    const observing = stage.stage === 'observing' ? stage : { stage: 'observing' as const, tally: new BodyTally() };
+    observing.tally.add(m.body);
+    s.body = observing;
+    if (m.endOfStream) {
+      s.body = { stage: 'complete' };
+      // Envoy does not wait for answers in observability mode: the body went on unprotected. Recorded as
+      // `pass` so the audit shows it; the operator is told at configuration time (docs/ext-proc.md).
+      await this.audit(s.flow, m.phase, 'observe', 'ok', observing.tally.digest(), undefined);
+      this.count(s.flow, m.phase, 'observe');
+    }
+    return undefined;
+  }
+
+  // --- trailers --------------------------------------------------------------------------------
+
+  private async trailers(s: Active, phase: TrailersPhase): Promise<Outbound | undefined> {
+    if (s.body.stage === 'receiving') {
+      // Trailers ended a body whose chunks were all cleared; a trailers answer cannot carry the
+      // protected body, so refuse rather than deliver an empty or plaintext one.
+      this.deps.ctx.log.warn({ domain: s.flow.domain.name, decision_id: s.flow.decisionId, phase }, 'body ended by trailers cannot be replaced');
+      return this.refuse(s.flow, phase, 'payload_rejected', false, undefined);
+    }
+    if (s.body.stage === 'expected') s.body = { stage: 'complete' };
+    return s.observe ? undefined : { type: 'trailers', phase };
+  }
+
+  // --- answers, refusals, records --------------------------------------------------------------
+
+  private answer(est: Established, out: Outbound): Outbound | undefined {
+    return est.observe ? undefined : out;
+  }
+
+  private async refuse(
+    flow: Flow | undefined,
+    phase: Phase,
+    reason: ReasonCode,
+    observe: boolean,
+    plaintext: PayloadDigest | undefined,
+    findings?: Readonly<Record<string, number>>,
+  ): Promise<Outbound | undefined> {
+    this.state = { at: 'finished' };
+    await this.audit(flow, phase, 'deny', reason, plaintext, findings);
+    this.count(flow, phase, 'deny');
+    return observe ? undefined : { type: 'immediate', reason };
+  }
+
+  private count(flow: Flow | undefined, phase: Phase, outcome: Outcome): void {
+    this.deps.ctx.metrics.extprocOutcomes.inc({ domain: flow?.domain.name ?? '', tier: flow?.domain.tier ?? '', phase, outcome });
+  }
+
+  /** Returns false when a record that had to be written could not be (the caller fails closed). */
+  private async audit(
+    flow: Flow | undefined,
+    phase: Phase,
+    outcome: Outcome,
+    reason: ReasonCode | 'ok',
+    plaintext: PayloadDigest | undefined,
+    findings: Readonly<Record<string, number>> | undefined,
+  ): Promise<boolean> {
+    const { ctx } = this.deps;
+    const decision = outcome === 'observe' ? 'pass' : outcome;
+    const level = flow?.domain.auditLevel ?? ctx.policy().global.auditScope;
+    const choice = shouldAudit(level, { decision, egress: flow?.egress ?? false });
+    if (!choice.record) return true;
+    const event: AuditEvent = {
+      event: eventName(phase),
+      decision_id: flow?.decisionId ?? 'none',
+      domain: flow?.domain.name ?? null,
+      tier: flow?.domain.tier ?? null,
+      decision,
+      reason,
+      agent: flow?.agent ?? null,
+      role: flow?.role ?? null,
+      target: flow?.target ?? null,
+      trace_id: flow?.traceId ?? null,
+      audit_level: flow?.domain.auditLevel ?? null,
+      ...(plaintext ? { payload_sha256: plaintext.sha256, payload_bytes: plaintext.bytes } : {}),
+      ...(findings && Object.keys(findings).length ? { findings } : {}),
+    };
+    try {
+      await ctx.audit.record(event, { durable: choice.durable });
+      return true;
+    } catch (e) {
+      ctx.log.error({ err: { message: (e as Error).message }, decision_id: event.decision_id }, 'audit record failed');
+      return false;
+    }
+  }
+}
+
+function eventName(phase: Phase): AuditEvent['event'] {
+  switch (phase) {
+    case 'request_headers':
+    case 'request_trailers':
+      return 'extproc.request_headers';
+    case 'response_headers':
+    case 'response_trailers':
+      return 'extproc.response_headers';
+    case 'request_body':
+      return 'extproc.request_body';
+    case 'response_body':
+      return 'extproc.response_body';
+  }
+}
+

@@ -1,0 +1,204 @@
+import { randomUUID } from 'node:crypto';
+import type { CompiledPolicy, DomainPolicy } from '../config/types.js';
+import { MeshError } from '../errors.js';
+import type { VerifiedCredential } from '../identity/verifier.js';
+import type { Pseudonymizer } from '../masking/pseudonym.js';
+import { isProtectedHeaderName, MESH_HEADER_PREFIXES } from '../masking/topology-headers.js';
+import type { AllowDecision, Decision, DecisionStep, DenyDecision } from './decision.js';
+import type { ReasonCode } from './reasons.js';
+import type { RequestAttributes } from './request.js';
+import { selectDomain } from './select-domain.js';
+
+export interface CredentialSource {
+  verify(token: string): Promise<VerifiedCredential>;
+}
+
+/** Extra checks that later phases plug in (trust zones, revocation, shared identities). */
+export interface DecisionGuard {
+  readonly phase: DecisionStep['phase'];
+  /** Returns a reason code to deny, or undefined to pass. */
+  check(input: { request: RequestAttributes; domain: DomainPolicy; credential: VerifiedCredential; now: number }): ReasonCode | undefined;
+}
+
+export interface DecideDeps {
+  policy: CompiledPolicy;
+  credentials: CredentialSource;
+  pseudonyms: Pseudonymizer;
+  guards?: readonly DecisionGuard[];
+  now?: () => number;
+  /** Collect every step (for Explain); off on the hot path. */
+  explain?: boolean;
+}
+
+/** Longest bearer token accepted before any parsing; real JWTs are a few hundred bytes. */
+const MAX_TOKEN_LENGTH = 16 * 1024;
+const BEARER = /^bearer[ \t]+([^\s,]+)[ \t]*$/i;
+
+class Steps {
+  readonly list: DecisionStep[] = [];
+  constructor(private readonly on: boolean) {}
+  add(phase: DecisionStep['phase'], outcome: DecisionStep['outcome'], detail: () => string): void {
+    if (this.on) this.list.push({ phase, outcome, detail: detail() });
+  }
+}
+
+function deny(
+  reason: ReasonCode,
+  steps: Steps,
+  id: string,
+  domain: DomainPolicy | undefined,
+  extra: Partial<Pick<DenyDecision, 'agentId' | 'agent' | 'role'>> = {},
+): DenyDecision {
+  return {
+    kind: 'deny',
+    reason,
+    decisionId: id,
+    domain: domain?.name,
+    tier: domain?.tier,
+    auditLevel: domain?.auditLevel,
+    masking: domain?.metadataMasking ?? false,
+    agentId: extra.agentId,
+    agent: extra.agent,
+    role: extra.role,
+    steps: steps.list,
+  };
+}
+
+/**
+ * The pipeline, in the order it reads: classify (domain) → identify (credential) → bind (SPIFFE) →
+ * authorize (role) → attest → guards (zones, revocation) → mask and respond. The first failure
+ * denies with its reason code.
+ */
+export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<Decision> {
+  const steps = new Steps(deps.explain ?? false);
+  const id = randomUUID();
+  const now = deps.now?.() ?? Date.now();
+
+  // classify
+  const choice = selectDomain(deps.policy, req.host, req.path, req.contextExtensions.domain);
+  if (!choice.domain) {
+    steps.add('classify', 'fail', () => choice.why);
+    return deny('no_policy', steps, id, undefined);
+  }
+  const domain = choice.domain;
+  steps.add('classify', 'pass', () => `${choice.why}; tier ${domain.tier}`);
+
+  // identify
+  const auth = req.headers.get('authorization');
+  const m = auth ? BEARER.exec(auth) : null;
+  if (!m) {
+    steps.add('identify', 'fail', () => (auth ? 'authorization header is not a single Bearer credential' : 'no authorization header'));
+    return deny('missing_credential', steps, id, domain);
+  }
+  const token = m[1]!;
+  let cred: VerifiedCredential;
+  try {
+    if (token.length > MAX_TOKEN_LENGTH) throw new MeshError('invalid_credential', 'bearer token too long');
+    cred = await deps.credentials.verify(token);
+  } catch (e) {
+    const code: ReasonCode = e instanceof MeshError ? e.code : 'invalid_credential';
+    steps.add('identify', 'fail', () => `credential rejected: ${e instanceof Error ? e.message : 'unknown error'}`);
+    return deny(code, steps, id, domain);
+  }
+  const skew = deps.policy.identity.clockSkewMs;
+  if (cred.issuedAtMs > now + skew) {
+    steps.add('identify', 'fail', () => 'credential issued in the future');
+    return deny('invalid_credential', steps, id, domain);
+  }
+  if (now - cred.issuedAtMs > domain.maxTokenAgeMs + skew) {
+    steps.add('identify', 'fail', () => `credential issued ${Math.round((now - cred.issuedAtMs) / 1000)} s ago; domain allows ${domain.maxTokenAgeMs / 1000} s`);
+    return deny('credential_too_old', steps, id, domain, { agentId: cred.agentId });
+  }
+  steps.add('identify', 'pass', () => `signature, issuer, audience and lifetime valid for agent "${cred.agentId}"`);
+
+  const agent = domain.metadataMasking ? deps.pseudonyms.pseudonym(domain.name, cred.agentId) : cred.agentId;
+  const who = { agentId: cred.agentId, agent, role: cred.role };
+
+  // bind: a credential that names its workload is only good from that workload
+  if (cred.spiffeId !== undefined) {
+    if (cred.spiffeId !== req.sourcePrincipal) {
+      steps.add('identify', 'fail', () => `credential bound to "${cred.spiffeId}" but presented by "${req.sourcePrincipal ?? '(no principal)'}"`);
+      return deny('identity_mismatch', steps, id, domain, who);
+    }
+    steps.add('identify', 'pass', () => `SPIFFE binding matches source principal "${req.sourcePrincipal}"`);
+  } else {
+    steps.add('identify', 'skip', () => 'credential carries no SPIFFE claim; no workload binding checked');
+  }
+
+  // authorize
+  if (cred.role === undefined || !domain.allowedRoles.has(cred.role)) {
+    steps.add('authorize', 'fail', () => `role ${cred.role === undefined ? '(none)' : `"${cred.role}"`} not in [${[...domain.allowedRoles].join(', ')}]`);
+    return deny('role_not_allowed', steps, id, domain, who);
+  }
+  steps.add('authorize', 'pass', () => `role "${cred.role}" allowed in domain "${domain.name}"`);
+
+  // attest
+  if (domain.attestationRequired) {
+    if (cred.attestation === undefined || !deps.policy.trustedMeasurements.has(cred.attestation)) {
+      steps.add('attest', 'fail', () => (cred.attestation === undefined ? 'no attestation claim' : 'attestation measurement is not trusted'));
+      return deny('attestation_failed', steps, id, domain, who);
+    }
+    steps.add('attest', 'pass', () => 'attestation measurement is trusted');
+  } else {
+    steps.add('attest', 'skip', () => 'domain does not require attestation');
+  }
+
+  for (const guard of deps.guards ?? []) {
+    const reason = guard.check({ request: req, domain, credential: cred, now });
+    if (reason) {
+      steps.add(guard.phase, 'fail', () => `denied: ${reason}`);
+      return deny(reason, steps, id, domain, who);
+    }
+  }
+
+  return allow(req, domain, cred, agent, id, steps);
+}
+
+function allow(req: RequestAttributes, domain: DomainPolicy, cred: VerifiedCredential, agent: string, id: string, steps: Steps): AllowDecision {
+  const role = cred.role!;
+  const agentHeader = domain.metadataMasking ? 'x-agent-pseudonym' : 'x-agent-id';
+  const setHeaders: Array<readonly [string, string]> = [
+    ['x-agent-role', role],
+    ['x-mesh-domain', domain.name],
+    ['x-mesh-tier', domain.tier],
+    ['x-mesh-decision-id', id],
+    [agentHeader, agent],
+  ];
+  const setNames = new Set(setHeaders.map(([n]) => n));
+  // Credentials never reach the callee; topology headers go in masking domains; client-sent
+  // x-agent-* / x-mesh-* that Check does not overwrite are removed so none survives.
+  const remove = new Set<string>(['authorization']);
+  for (const h of domain.maskRequestHeaders) if (req.headers.has(h)) remove.add(h);
+  for (const name of req.headers.keys()) {
+    if (!setNames.has(name) && MESH_HEADER_PREFIXES.some((p) => name.startsWith(p))) remove.add(name);
+  }
+  const removeHeaders = [...remove].filter((h) => !isProtectedHeaderName(h));
+  steps.add('mask', domain.metadataMasking ? 'pass' : 'skip', () =>
+    domain.metadataMasking
+      ? `agent id replaced by pseudonym; removed: ${removeHeaders.join(', ')}`
+      : `no metadata masking; removed: ${removeHeaders.join(', ')}`,
+  );
+  steps.add('respond', 'pass', () => 'allow');
+  return {
+    kind: 'allow',
+    reason: 'ok',
+    decisionId: id,
+    domain: domain.name,
+    tier: domain.tier,
+    auditLevel: domain.auditLevel,
+    masking: domain.metadataMasking,
+    agentId: cred.agentId,
+    agent,
+    role,
+    setHeaders,
+    removeHeaders,
+    metadata: {
+      domain: domain.name,
+      tier: domain.tier,
+      role,
+      decision_id: id,
+      [domain.metadataMasking ? 'agent_pseudonym' : 'agent_id']: agent,
+    },
+    steps: steps.list,
+  };
+}

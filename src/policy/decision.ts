@@ -1,0 +1,42 @@
+import type { AuditLevel, Tier } from '../config/types.js';
+import type { ReasonCode } from './reasons.js';
+
+/** One step of the pipeline as `Explain` reports it. */
+export interface DecisionStep {
+  phase: 'classify' | 'identify' | 'authorize' | 'attest' | 'zone' | 'mask' | 'respond';
+  outcome: 'pass' | 'fail' | 'skip';
+  detail: string;
+}
+
+interface DecisionBase {
+  decisionId: string;
+  domain: string | undefined;
+  tier: Tier | undefined;
+  auditLevel: AuditLevel | undefined;
+  /** Verified agent id (kept for the audit pseudonymisation decision; never sent when masking). */
+  agentId: string | undefined;
+  /** What the callee and records see: the agent id, or its pseudonym in masking domains. */
+  agent: string | undefined;
+  role: string | undefined;
+  /** Whether this domain masks metadata. */
+  masking: boolean;
+  steps: DecisionStep[];
+}
+
+export interface AllowDecision extends DecisionBase {
+  kind: 'allow';
+  reason: 'ok';
+  /** Request headers to set, each overwriting any client-sent value. */
+  setHeaders: ReadonlyArray<readonly [string, string]>;
+  /** Request headers to remove (never `:`-prefixed or `host`). */
+  removeHeaders: readonly string[];
+  /** Dynamic metadata for `envoy.filters.http.ext_authz` (read again by ext_proc). */
+  metadata: Readonly<Record<string, string>>;
+}
+
+export interface DenyDecision extends DecisionBase {
+  kind: 'deny';
+  reason: ReasonCode;
+}
+
+export type Decision = AllowDecision | DenyDecision;

@@ -1,0 +1,18 @@
+/**
+ * The plain request the core decides on. The ext_authz adapter builds it from a CheckRequest; the
+ * library API builds it from an ExchangeRequest. No protobuf type crosses this line.
+ */
+export interface RequestAttributes {
+  method: string;
+  path: string;
+  /** `:authority` (or `host`), lower-case, without a port. */
+  host: string;
+  /** Request headers with lower-case names; repeated headers are joined with ", " as Envoy does. */
+  headers: ReadonlyMap<string, string>;
+  /** The caller's mTLS identity as Envoy saw it (a SPIFFE URI under Istio). */
+  sourcePrincipal: string | undefined;
+  /** Per-route settings from the operator (`domain`, `hop`, ...). Never from the client. */
+  contextExtensions: Readonly<Record<string, string>>;
+  /** Trace id of the request, when known (for the audit record). */
+  traceId: string | undefined;
+}

@@ -1,0 +1,45 @@
+import type { CompiledPolicy, DomainPolicy } from '../config/types.js';
+
+export type DomainChoice =
+  | { domain: DomainPolicy; why: string }
+  | { domain: undefined; why: string };
+
+function hostMatches(patterns: readonly string[], host: string): boolean {
+  if (patterns.length === 0) return true;
+  for (const p of patterns) {
+    if (p === host) return true;
+    // `*.agents.svc` matches any single-or-deeper subdomain, never the bare suffix itself.
+    if (p.startsWith('*.') && host.endsWith(p.slice(1))) return true;
+  }
+  return false;
+}
+
+function pathMatches(prefixes: readonly string[], path: string): boolean {
+  if (prefixes.length === 0) return true;
+  for (const p of prefixes) {
+    if (path === p || (path.startsWith(p) && (p.endsWith('/') || path[p.length] === '/' || path[p.length] === '?'))) return true;
+  }
+  return false;
+}
+
+/**
+ * The operator's per-route `context_extensions.domain` wins; else the first domain whose `match` fits
+ * host and path. A client header never picks the domain. A named but unknown domain is not matched by
+ * host instead: the operator said which policy applies, and it is missing.
+ */
+export function selectDomain(policy: CompiledPolicy, host: string, path: string, contextDomain: string | undefined): DomainChoice {
+  if (contextDomain !== undefined && contextDomain !== '') {
+    const d = policy.domainsByName.get(contextDomain);
+    return d
+      ? { domain: d, why: `context_extensions.domain = "${contextDomain}"` }
+      : { domain: undefined, why: `context_extensions.domain "${contextDomain}" is not defined in the policy` };
+  }
+  const pathOnly = path.split('?', 1)[0] ?? path;
+  for (const d of policy.domains) {
+    if (!d.match) continue;
+    if (hostMatches(d.match.hosts, host) && pathMatches(d.match.pathPrefixes, pathOnly)) {
+      return { domain: d, why: `match of domain "${d.name}" fits host "${host}" and path "${pathOnly}"` };
+    }
+  }
+  return { domain: undefined, why: `no context_extensions.domain and no domain match fits host "${host}" and path "${pathOnly}"` };
+}

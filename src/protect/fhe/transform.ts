@@ -1,0 +1,168 @@
+import { PayloadError } from '../../errors.js';
+import { openForDomain, peekDomain, sealForDomain, utf8 } from '../jwe.js';
+import type { Keyring } from '../keyring.js';
+import type { PathSegment } from '../computation/json-path.js';
+import { decryptValue, deleteAll, encryptValues, loadEnvelope } from './codec.js';
+import type { FheKeySet } from './keys.js';
+import { isFheShaped } from './wire.js';
+
+/**
+ * The FHE body transformation over parsed JSON.
+ *
+ * protect: with no paths configured, every JSON number becomes a scalar `$fhe` and every non-empty
+ * flat array of numbers one `$fhe` vector; arrays holding anything else (including nested numeric
+ * arrays, i.e. matrices) are walked, so each numeric row becomes its own `$fhe`. With paths, each
+ * value a path names must be a number or a flat array of numbers (else the body is rejected), and
+ * every other number is JWE-sealed like a string: only what the analyst may compute on is CKKS.
+ * Strings and booleans are always JWE-sealed (strings raw, others as JSON with `cty`
+ * application/json); `null`, empty arrays and member names stay as they are. Existing `$fhe` values
+ * of this key pass through after SEAL has checked they load.
+ */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export interface TransformKeys {
+  fhe: FheKeySet;
+  ring: Keyring;
+  domain: string;
+  /** Compiled `fhe.paths`; empty means everywhere. */
+  paths: readonly (readonly PathSegment[])[];
+  maxLength: number;
+}
+
+type Token = string | number;
+const JSON_TYPE = 'application/json';
+
+function isRecord(v: Json): v is { [key: string]: Json } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function matches(tokens: readonly Token[], path: readonly PathSegment[]): boolean {
+  if (tokens.length !== path.length) return false;
+  return path.every((seg, i) => {
+    const t = tokens[i]!;
+    if (seg.kind === 'wildcard') return true;
+    if (seg.kind === 'index') return t === seg.index;
+    return t === seg.key;
+  });
+}
+
+function checkNumbers(values: readonly Json[], maxLength: number): number[] {
+  if (values.length > maxLength) throw new PayloadError('payload_rejected', `numeric array of ${values.length} values exceeds the limit of ${maxLength}`);
+  for (const v of values) {
+    if (typeof v !== 'number') throw new PayloadError('payload_rejected', 'an array to encrypt holds a value that is not a number');
+    if (!Number.isFinite(v)) throw new PayloadError('payload_rejected', 'a value to encrypt is not finite');
+  }
+  return values as number[];
+}
+
+function encryptNumberOrVector(v: Json, k: TransformKeys): Json {
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new PayloadError('payload_rejected', 'a value to encrypt is not finite');
+    return encryptValues(k.fhe, [v], true) as unknown as Json;
+  }
+  if (Array.isArray(v)) return encryptValues(k.fhe, checkNumbers(v, k.maxLength)) as unknown as Json;
+  throw new PayloadError('payload_rejected', 'a value at an FHE path is not a number or a flat array of numbers');
+}
+
+function isNumericArray(v: Json[]): boolean {
+  return v.length > 0 && v.every((x) => typeof x === 'number');
+}
+
+/** A `$fhe` value that is already protected: it must be under this domain's key and load in SEAL. */
+function passThrough(v: Json, k: TransformKeys): Json {
+  const { cts } = loadEnvelope(k.fhe, v, k.maxLength);
+  deleteAll(cts);
+  return v;
+}
+
+async function seal(v: string | number | boolean, k: TransformKeys): Promise<string> {
+  if (typeof v === 'string') return sealForDomain(utf8(v), k.ring, { domain: k.domain });
+  return sealForDomain(utf8(JSON.stringify(v)), k.ring, { domain: k.domain, contentType: JSON_TYPE });
+}
+
+export async function protectJson(doc: Json, k: TransformKeys): Promise<Json> {
+  const everywhere = k.paths.length === 0;
+  const walk = async (v: Json, tokens: Token[]): Promise<Json> => {
+    if (isFheShaped(v)) return passThrough(v, k);
+    if (!everywhere && k.paths.some((p) => matches(tokens, p))) return encryptNumberOrVector(v, k);
+    if (Array.isArray(v)) {
+      if (everywhere && isNumericArray(v)) return encryptNumberOrVector(v, k);
+      const out: Json[] = [];
+      for (let i = 0; i < v.length; i++) out.push(await walk(v[i]!, [...tokens, i]));
+      return out;
+    }
+    if (isRecord(v)) {
+      // fromEntries defines members, so a "__proto__" member stays data and never becomes a prototype.
+      const out: [string, Json][] = [];
+      for (const [key, child] of Object.entries(v)) out.push([key, await walk(child, [...tokens, key])]);
+      return Object.fromEntries(out) as Json;
+    }
+    if (v === null) return null;
+    if (everywhere && typeof v === 'number') return encryptNumberOrVector(v, k);
+    if (typeof v === 'number' && !Number.isFinite(v)) throw new PayloadError('payload_rejected', 'a number in the body is not finite');
+    return seal(v, k);
+  };
+  return walk(doc, []);
+}
+
+/** Whether a document holds anything `openJson` would open: a `$fhe` value or a JWE of this domain. */
+export function holdsProtected(doc: Json, domain: string): boolean {
+  if (isFheShaped(doc)) return true;
+  if (typeof doc === 'string') return peekDomain(doc) === domain;
+  if (Array.isArray(doc)) return doc.some((x) => holdsProtected(x, domain));
+  if (isRecord(doc)) return Object.values(doc).some((x) => holdsProtected(x, domain));
+  return false;
+}
+
+/** Sealed values may have been sealed again on a later hop; a few layers are opened, no more. */
+const MAX_SEAL_LAYERS = 4;
+
+async function openSealed(s: string, rings: readonly Keyring[], domain: string): Promise<Json> {
+  let current: Json = s;
+  for (let layer = 0; layer < MAX_SEAL_LAYERS && typeof current === 'string' && peekDomain(current) === domain; layer++) {
+    const opened = await openWithAny(current, rings, domain);
+    const text = Buffer.from(opened.plaintext).toString('utf8');
+    if (opened.contentType === JSON_TYPE) {
+      try {
+        current = JSON.parse(text) as Json;
+      } catch (cause) {
+        throw new PayloadError('payload_rejected', 'a sealed JSON value does not parse', { cause });
+      }
+    } else {
+      current = text;
+    }
+  }
+  return current;
+}
+
+async function openWithAny(compact: string, rings: readonly Keyring[], domain: string) {
+  let last: unknown;
+  for (const ring of rings) {
+    try {
+      return await openForDomain(compact, ring, domain);
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last instanceof PayloadError ? last : new PayloadError('payload_rejected', 'sealed value could not be opened', { cause: last });
+}
+
+/** Opens every `$fhe` value (needs the secret key) and every sealed value of this domain. */
+export async function openJson(doc: Json, fhe: FheKeySet, rings: readonly Keyring[], domain: string, maxLength: number): Promise<Json> {
+  const walk = async (v: Json): Promise<Json> => {
+    if (isFheShaped(v)) return decryptValue(fhe, v, maxLength);
+    if (typeof v === 'string') return openSealed(v, rings, domain);
+    if (Array.isArray(v)) {
+      const out: Json[] = [];
+      for (const x of v) out.push(await walk(x));
+      return out;
+    }
+    if (isRecord(v)) {
+      const out: [string, Json][] = [];
+      for (const [key, child] of Object.entries(v)) out.push([key, await walk(child)]);
+      return Object.fromEntries(out) as Json;
+    }
+    return v;
+  };
+  return walk(doc);
+}

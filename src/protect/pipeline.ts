@@ -1,0 +1,131 @@
+import { createHash } from 'node:crypto';
+import { MeshError } from '../errors.js';
+import type { ReasonCode } from '../policy/reasons.js';
+import type { PayloadContext, TierHandler } from './tier-handler.js';
+
+/**
+ * The payload core, free of Envoy types: given the stream's plain context and a whole body, run
+ * scan → protect (request) or unprotect → scan (response) and say what to do with the body.
+ * The ext_proc adapter (and the library API) turn the verdict into a wire response.
+ */
+
+/** What the leak guard (DLP) found in a plaintext body and what to do about it. */
+export interface ScanResult {
+  /** `clean`: nothing found; `redact`: `body` has findings replaced; `report`: found, pass as is; `block`: deny. */
+  action: 'clean' | 'redact' | 'report' | 'block';
+  /** The body to continue with (the redacted one for `redact`, else the input). */
+  body: Uint8Array;
+  /** Findings by entity type: counts only, never values. */
+  findings: Readonly<Record<string, number>>;
+}
+
+/** The leak-guard step; wired in by the server when the domain has a `dlp` block. */
+export type PayloadScan = (plaintext: Uint8Array, ctx: PayloadContext) => Promise<ScanResult>;
+
+/** Hash and size of the plaintext a verdict is about (for the audit record; never the bytes). */
+export interface PayloadDigest {
+  sha256: string;
+  bytes: number;
+}
+
+export type BodyVerdict =
+  | {
+      kind: 'replace';
+      body: Uint8Array;
+      contentType: string;
+      headers: Readonly<Record<string, string>>;
+      plaintext: PayloadDigest;
+      findings: Readonly<Record<string, number>>;
+    }
+  | { kind: 'pass'; plaintext: PayloadDigest; findings: Readonly<Record<string, number>> }
+  | { kind: 'deny'; reason: ReasonCode; plaintext: PayloadDigest | undefined; findings: Readonly<Record<string, number>> };
+
+export interface BodyInput {
+  ctx: PayloadContext;
+  body: Uint8Array;
+  handler: TierHandler;
+  scan?: PayloadScan;
+}
+
+const NO_FINDINGS: Readonly<Record<string, number>> = Object.freeze({});
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+export function digest(body: Uint8Array): PayloadDigest {
+  return { sha256: createHash('sha256').update(body).digest('hex'), bytes: body.length };
+}
+
+/** `application/json`, `application/problem+json`, ... (parameters ignored). */
+export function isJsonContentType(contentType: string | undefined): boolean {
+  if (!contentType) return false;
+  const essence = contentType.split(';', 1)[0]!.trim().toLowerCase();
+  return essence === 'application/json' || essence.endsWith('+json');
+}
+
+/**
+ * JSON exchanged between systems must be UTF-8 (RFC 8259 §8.1). A body that claims JSON but is not
+ * UTF-8 is refused rather than protected or passed: scanners would read it differently from the
+ * callee, which is how leaks slip past.
+ */
+function assertJsonIsUtf8(body: Uint8Array, contentType: string | undefined): void {
+  if (!isJsonContentType(contentType)) return;
+  try {
+    strictUtf8.decode(body);
+  } catch {
+    throw new JsonEncodingError();
+  }
+}
+
+class JsonEncodingError extends MeshError {
+  constructor() {
+    super('payload_rejected', 'body declared as JSON is not valid UTF-8');
+  }
+}
+
+async function scanned(body: Uint8Array, input: BodyInput): Promise<ScanResult> {
+  if (!input.scan) return { action: 'clean', body, findings: NO_FINDINGS };
+  return input.scan(body, input.ctx);
+}
+
+async function requestPath(input: BodyInput): Promise<BodyVerdict> {
+  const { ctx, body, handler } = input;
+  const plaintext = digest(body);
+  assertJsonIsUtf8(body, ctx.contentType);
+  const scan = await scanned(body, input);
+  if (scan.action === 'block') return { kind: 'deny', reason: 'dlp_blocked', plaintext, findings: scan.findings };
+  const out = await handler.protect(scan.body, ctx);
+  return { kind: 'replace', body: out.body, contentType: out.contentType, headers: out.headers, plaintext, findings: scan.findings };
+}
+
+async function responsePath(input: BodyInput): Promise<BodyVerdict> {
+  const { ctx, body, handler } = input;
+  const opened = await handler.unprotect(body, ctx);
+  const plainBody = opened?.body ?? body;
+  const plainType = opened?.contentType ?? ctx.contentType;
+  const plaintext = digest(plainBody);
+  assertJsonIsUtf8(plainBody, plainType);
+  const scan = await scanned(plainBody, { ...input, ctx: { ...ctx, contentType: plainType } });
+  if (scan.action === 'block') return { kind: 'deny', reason: 'dlp_blocked', plaintext, findings: scan.findings };
+  if (!opened && scan.action !== 'redact') return { kind: 'pass', plaintext, findings: scan.findings };
+  return {
+    kind: 'replace',
+    body: scan.body,
+    contentType: plainType ?? 'application/octet-stream',
+    headers: opened?.headers ?? {},
+    plaintext,
+    findings: scan.findings,
+  };
+}
+
+/**
+ * Runs one body through its tier. Deliberate refusals (`MeshError`, e.g. a tampered JWE or a DLP
+ * block) become a `deny` verdict with their reason; anything else is a bug or an outage and is
+ * thrown, for the caller to answer `internal_error` and log.
+ */
+export async function processBody(input: BodyInput): Promise<BodyVerdict> {
+  try {
+    return input.ctx.direction === 'request' ? await requestPath(input) : await responsePath(input);
+  } catch (e) {
+    if (e instanceof MeshError) return { kind: 'deny', reason: e.code, plaintext: undefined, findings: NO_FINDINGS };
+    throw e;
+  }
+}

@@ -1,0 +1,65 @@
+import { performance } from 'node:perf_hooks';
+import { isEgressHop, shouldAudit } from '../audit/level.js';
+import type { AuditEvent } from '../audit/record.js';
+import { auditTarget } from '../audit/target.js';
+import type { Decision, DenyDecision } from '../policy/decision.js';
+import { decide } from '../policy/decide.js';
+import type { RequestAttributes } from '../policy/request.js';
+import type { Runtime } from './runtime.js';
+
+/**
+ * One Check, without protobuf: decide, then record, then count. For a FULL_MESH domain an allow is
+ * only returned once its audit record is durable; if the record cannot be written the allow becomes a
+ * deny with `audit_unavailable` (fail closed).
+ */
+export async function authorize(rt: Runtime, req: RequestAttributes): Promise<Decision> {
+  const started = performance.now();
+  const policy = rt.policy();
+  let decision = await decide(req, { policy, credentials: rt.credentials(), pseudonyms: rt.pseudonyms, guards: rt.guards() });
+  const level = decision.auditLevel ?? policy.global.auditScope;
+  const choice = shouldAudit(level, { decision: decision.kind, egress: isEgressHop(req.contextExtensions) });
+  if (choice.record) {
+    try {
+      await rt.audit.record(auditEventOf(rt, req, decision), { durable: choice.durable });
+    } catch (e) {
+      rt.log.error({ err: { message: (e as Error).message }, decision_id: decision.decisionId }, 'audit record failed');
+      if (decision.kind === 'allow') decision = auditUnavailable(decision);
+    }
+  }
+  rt.metrics.decisions.inc({ domain: decision.domain ?? '', decision: decision.kind, reason: decision.reason });
+  rt.metrics.decisionSeconds.observe((performance.now() - started) / 1000, { decision: decision.kind });
+  return decision;
+}
+
+function auditUnavailable(d: Decision): DenyDecision {
+  return {
+    kind: 'deny',
+    reason: 'audit_unavailable',
+    decisionId: d.decisionId,
+    domain: d.domain,
+    tier: d.tier,
+    auditLevel: d.auditLevel,
+    agentId: d.agentId,
+    agent: d.agent,
+    role: d.role,
+    masking: d.masking,
+    steps: d.steps,
+  };
+}
+
+function auditEventOf(rt: Runtime, req: RequestAttributes, d: Decision): AuditEvent {
+  return {
+    event: 'authz.check',
+    decision_id: d.decisionId,
+    domain: d.domain ?? null,
+    tier: d.tier ?? null,
+    decision: d.kind,
+    reason: d.reason,
+    // Masking domains record the pseudonym: the audit file must not become the topology map.
+    agent: d.agent ?? null,
+    role: d.role ?? null,
+    target: auditTarget(req.host, req.path, d.masking && d.domain ? { key: rt.pseudonyms.keyFor(d.domain) } : undefined),
+    trace_id: req.traceId ?? null,
+    audit_level: d.auditLevel ?? null,
+  };
+}

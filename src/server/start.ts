@@ -1,0 +1,109 @@
+import type { AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { createAdminService } from '../admin/admin-service.js';
+import { createAdminHttpServer } from '../admin/http.js';
+import { createCheckService } from '../envoy/check/service.js';
+import { createExtProcService } from '../envoy/ext-proc/service.js';
+import { loadServices, packageDefinition } from '../envoy/protos.js';
+import type { Logger } from '../telemetry/logger.js';
+import { Runtime } from './runtime.js';
+
+export interface StartOptions {
+  configFile: string;
+  grpcAddress?: string;
+  adminAddress?: string;
+  initDevKeys?: boolean;
+  /** Watch the policy file and reload on change (SIGHUP always reloads when signals are installed). */
+  watchPolicy?: boolean;
+  log?: Logger;
+  /** Longest time `close()` waits for in-flight calls before cancelling them. */
+  drainTimeoutMs?: number;
+}
+
+export interface RunningServer {
+  runtime: Runtime;
+  grpcPort: number;
+  adminPort: number;
+  /** Readiness 503 and health NOT_SERVING at once, then in-flight calls finish, then listeners close. */
+  close(): Promise<void>;
+}
+
+function splitAddress(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(':');
+  if (i <= 0) throw new Error(`address "${addr}" must be HOST:PORT`);
+  const port = Number(addr.slice(i + 1));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`address "${addr}" has no valid port`);
+  return { host: addr.slice(0, i).replace(/^\[|\]$/g, ''), port };
+}
+
+export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  const grpcAddress = opts.grpcAddress ?? '0.0.0.0:9001';
+  const adminAddress = opts.adminAddress ?? '0.0.0.0:9090';
+  const rt = await Runtime.create({ configFile: opts.configFile, initDevKeys: opts.initDevKeys, log: opts.log });
+
+  const services = loadServices();
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  server.addService(services.Authorization.service, createCheckService(rt));
+  server.addService(services.ExternalProcessor.service, createExtProcService(rt));
+  server.addService(services.Admin.service, createAdminService(rt));
+  const health = new HealthImplementation({
+    '': 'NOT_SERVING',
+    'envoy.service.auth.v3.Authorization': 'NOT_SERVING',
+    'envoy.service.ext_proc.v3.ExternalProcessor': 'NOT_SERVING',
+  });
+  health.addToServer(server);
+  new ReflectionService(packageDefinition()).addToServer(server);
+
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(grpcAddress, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+  ).catch(async (e: Error) => {
+    await rt.close();
+    throw new Error(`cannot listen for gRPC on ${grpcAddress}: ${e.message}`);
+  });
+
+  const admin = createAdminHttpServer(rt);
+  const { host, port } = splitAddress(adminAddress);
+  const adminPort = await new Promise<number>((resolve, reject) => {
+    admin.once('error', reject);
+    admin.listen(port, host, () => resolve((admin.address() as AddressInfo).port));
+  }).catch(async (e: Error) => {
+    server.forceShutdown();
+    await rt.close();
+    throw new Error(`cannot listen for admin HTTP on ${adminAddress}: ${e.message}`);
+  });
+
+  const setServing = (s: 'SERVING' | 'NOT_SERVING') => {
+    for (const name of ['', 'envoy.service.auth.v3.Authorization', 'envoy.service.ext_proc.v3.ExternalProcessor']) health.setStatus(name, s);
+  };
+  rt.listening = true;
+  setServing('SERVING');
+  if (opts.watchPolicy) rt.store.watch((r) => rt.recordReload(r));
+  rt.log.info({ grpc: `${grpcAddress.replace(/:\d+$/, '')}:${grpcPort}`, admin: `${host}:${adminPort}`, policy: rt.policy().source, policy_hash: rt.policy().hash }, 'mesh-pep serving');
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      rt.draining = true;
+      setServing('NOT_SERVING');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, opts.drainTimeoutMs ?? 10_000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await new Promise<void>((resolve) => admin.close(() => resolve()));
+      admin.closeAllConnections?.();
+      await rt.close();
+    })());
+
+  return { runtime: rt, grpcPort, adminPort, close };
+}
