@@ -9,6 +9,10 @@ export const COMMANDS: ReadonlyArray<{ name: string; load: () => Promise<CliComm
   { name: 'validate', load: async () => (await import('./commands/validate.js')).command },
   { name: 'token', load: async () => (await import('./commands/token.js')).command },
   { name: 'keys init', load: async () => (await import('./commands/keys-init.js')).command },
+  { name: 'keys rotate', load: async () => (await import('./commands/keys-rotate.js')).command },
   { name: 'check', load: async () => (await import('./commands/check.js')).command },
+  { name: 'open', load: async () => (await import('./commands/open.js')).command },
   { name: 'audit verify', load: async () => (await import('./commands/audit-verify.js')).command },
+  { name: 'fhe', load: async () => (await import('./commands/fhe.js')).command },
+  { name: 'mpc', load: async () => (await import('./commands/mpc.js')).command },
 ];

@@ -20,15 +20,17 @@ interface PublicJwk {
 }
 
 /**
- * Creates what is missing and never removes a key: with the private key present but no JWKS, the JWKS
- * is derived from it; with no private key, a new pair is made and its public half appended to an
- * existing JWKS (rotation appends), so credentials under older keys keep verifying.
+ * Creates the development issuer when it is missing, and never modifies an existing file:
+ * - neither file: a new ES256 pair, both files written;
+ * - private key but no JWKS: the JWKS is derived from the private key;
+ * - JWKS but no private key: nothing. The JWKS may well be a real issuer's key set, and adding a key
+ *   made on this host to it would let this host mint credentials the mesh trusts.
  * Returns the paths written.
  */
 export async function ensureDevIssuer(opts: { jwksFile: string; privateKeyFile: string }): Promise<string[]> {
   const existingPrivate = await readIfExists(opts.privateKeyFile);
   const existingJwks = await readIfExists(opts.jwksFile);
-  if (existingPrivate !== undefined && existingJwks !== undefined) return [];
+  if (existingJwks !== undefined) return [];
 
   const written: string[] = [];
   let pub: PublicJwk;
@@ -43,20 +45,8 @@ export async function ensureDevIssuer(opts: { jwksFile: string; privateKeyFile: 
     await writeAtomic(opts.privateKeyFile, `${JSON.stringify(privJwk, null, 2)}\n`, 0o600);
     written.push(opts.privateKeyFile);
   }
-
-  let keys: unknown[] = [];
-  if (existingJwks !== undefined) {
-    const parsed = safeJson(existingJwks);
-    if (typeof parsed !== 'object' || parsed === null || !Array.isArray((parsed as { keys?: unknown }).keys)) {
-      throw new Error(`${opts.jwksFile} exists but is not a JWK Set; fix or remove it before creating a dev issuer`);
-    }
-    keys = (parsed as { keys: unknown[] }).keys;
-  }
-  if (!keys.some((k) => typeof k === 'object' && k !== null && (k as JWK).kid === pub.kid)) {
-    keys = [...keys, pub];
-    await writeAtomic(opts.jwksFile, `${JSON.stringify({ keys }, null, 2)}\n`, 0o644);
-    written.push(opts.jwksFile);
-  }
+  await writeAtomic(opts.jwksFile, `${JSON.stringify({ keys: [pub] }, null, 2)}\n`, 0o644);
+  written.push(opts.jwksFile);
   return written;
 }
 
@@ -78,7 +68,10 @@ export async function mintDevToken(opts: {
   if (!Number.isFinite(opts.ttlMs) || opts.ttlMs <= 0) throw new TypeError('ttlMs must be a positive number');
   const text = await readIfExists(opts.privateKeyFile);
   if (text === undefined) {
-    throw new Error(`dev issuer private key ${opts.privateKeyFile} not found (run \`mesh-pep keys init\`)`);
+    throw new Error(
+      `dev issuer private key ${opts.privateKeyFile} not found: run \`mesh-pep keys init\` (it creates one only ` +
+        'when the issuer JWKS file does not exist yet; with an external issuer, get credentials from that issuer)',
+    );
   }
   const jwk = parsePrivate(text, opts.privateKeyFile);
   const key = await importJWK(jwk, 'ES256');

@@ -59,9 +59,10 @@ export class FileJwksSource implements JwksSource {
   }
 
   getKey: JWTVerifyGetKey = async (header, token) => {
-    if (this.#snapshot === undefined || this.#now() - this.#lastCheck >= this.#checkIntervalMs) {
-      await this.refresh();
-    }
+    // Also rate-limits retries while the file is missing or broken: a flood of requests costs one
+    // stat per interval, not one per request.
+    if (this.#inflight) await this.#inflight;
+    else if (this.#now() - this.#lastCheck >= this.#checkIntervalMs) await this.refresh();
     const snapshot = this.#snapshot;
     if (!snapshot) {
       throw new JwksUnavailableError(
@@ -78,6 +79,8 @@ export class FileJwksSource implements JwksSource {
   }
 
   keyIds(): string[] {
+    // Status may be the only caller on an idle PEP; let it notice a rotated file too (next call sees it).
+    void this.checkForChanges();
     return [...(this.#snapshot?.keyIds ?? [])];
   }
 

@@ -5,7 +5,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { createAdminService } from '../admin/admin-service.js';
 import { createAdminHttpServer } from '../admin/http.js';
 import { createCheckService } from '../envoy/check/service.js';
-import { createExtProcService } from '../envoy/ext-proc/service.js';
+import { createExtProcService, extProcServiceDefinition } from '../envoy/ext-proc/service.js';
 import { loadServices, packageDefinition } from '../envoy/protos.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Runtime } from './runtime.js';
@@ -20,6 +20,11 @@ export interface StartOptions {
   log?: Logger;
   /** Longest time `close()` waits for in-flight calls before cancelling them. */
   drainTimeoutMs?: number;
+  /**
+   * How long `close()` keeps answering after readiness went 503: endpoints (Kubernetes, Envoy's
+   * health checks) notice a not-ready PEP only after a moment, and calls arriving meanwhile must not fail.
+   */
+  drainDelayMs?: number;
 }
 
 export interface RunningServer {
@@ -49,7 +54,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     'grpc.keepalive_permit_without_calls': 1,
   });
   server.addService(services.Authorization.service, createCheckService(rt));
-  server.addService(services.ExternalProcessor.service, createExtProcService(rt));
+  server.addService(extProcServiceDefinition(), createExtProcService(rt));
   server.addService(services.Admin.service, createAdminService(rt));
   const health = new HealthImplementation({
     '': 'NOT_SERVING',
@@ -90,6 +95,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     (closing ??= (async () => {
       rt.draining = true;
       setServing('NOT_SERVING');
+      if (opts.drainDelayMs) await new Promise((r) => setTimeout(r, opts.drainDelayMs));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();

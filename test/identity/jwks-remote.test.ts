@@ -107,6 +107,8 @@ describe('remote JWKS', () => {
     await t.test('a key removed upstream drops its cached credentials', async () => {
       server.handler = serveJson(jwks(keyA, keyB));
       clock.t += COOLDOWN;
+      // An unknown kid makes the (stale) source refetch and wait for it: the upstream set is loaded again.
+      await assert.rejects(v.verify(await sign(keyD, claims(clock.t))), isInvalid);
       const tokenA = await sign(keyA, claims(clock.t));
       await v.verify(tokenA); // cached
       server.handler = serveJson(jwks(keyB, keyC));

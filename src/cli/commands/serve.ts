@@ -3,7 +3,7 @@ import { ConfigError } from '../../errors.js';
 import { startServer } from '../../server/start.js';
 import { createLogger } from '../../telemetry/logger.js';
 import type { CliCommand } from '../command.js';
-import { BUNDLED_POLICY, configPath } from '../options.js';
+import { BUNDLED_POLICY, configPath, parseDuration } from '../options.js';
 
 export const command: CliCommand = {
   name: 'serve',
@@ -15,6 +15,7 @@ export const command: CliCommand = {
   --grpc-address H:P       gRPC listener (env MESH_PEP_GRPC_ADDRESS; default 0.0.0.0:9001)
   --admin-address H:P      admin HTTP listener: /healthz /readyz /metrics (env MESH_PEP_ADMIN_ADDRESS; default 0.0.0.0:9090)
   --init-keys              create missing key files at start (default only for the bundled development policy)
+  --drain-delay DURATION   after SIGTERM, keep answering this long with readiness 503 (default 3s)
 
 Signals: SIGHUP reloads the policy (it is also reloaded when the file changes; a bad file keeps the
 last good policy serving); SIGTERM/SIGINT drain: readiness goes 503, in-flight calls finish, then exit.`,
@@ -27,6 +28,7 @@ last good policy serving); SIGTERM/SIGINT drain: readiness goes 503, in-flight c
         'admin-address': { type: 'string' },
         'init-keys': { type: 'boolean' },
         'no-init-keys': { type: 'boolean' },
+        'drain-delay': { type: 'string', default: '3s' },
       },
       strict: true,
     });
@@ -41,6 +43,7 @@ last good policy serving); SIGTERM/SIGINT drain: readiness goes 503, in-flight c
         adminAddress: values['admin-address'] ?? process.env.MESH_PEP_ADMIN_ADDRESS ?? '0.0.0.0:9090',
         initDevKeys,
         watchPolicy: true,
+        drainDelayMs: parseDuration(values['drain-delay']!),
         log,
       });
     } catch (e) {

@@ -46,7 +46,7 @@ export const credentialUriDetector: Detector = {
           floor = e;
         }
       }
-      sep = text.indexOf('://', Math.max(sep + 3, e > sep + 3 ? sep + 3 : sep + 3));
+      sep = text.indexOf('://', sep + 3);
     }
   },
 };

@@ -17,7 +17,8 @@ export const ibanDetector: Detector = {
   name: 'iban',
   entities: ['IBAN'],
   find(text: string, _ctx: DetectContext, _enabled: ReadonlySet<DlpEntity>, out: Match[]): void {
-    const re = new RegExp(TRIGGER.source, 'g');
+    const re = TRIGGER;
+    re.lastIndex = 0;
     let m: RegExpExecArray | null;
     while ((m = re.exec(text)) !== null) {
       const s = m.index;

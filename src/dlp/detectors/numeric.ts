@@ -35,8 +35,8 @@ function isDigit(c: number): boolean {
 
 /** Characters that join an identifier across a dash or dot (`ORD-2024-1234`, `v1.2.3`). */
 function glued(text: string, i: number): boolean {
-  const c = text[i];
-  return (c === '-' || c === '.' || c === '_') && isWordChar(text, i - 1);
+  const c = text.charCodeAt(i);
+  return (c === 45 || c === 46 || c === 95) && isWordChar(text, i - 1);
 }
 
 function readToken(text: string, digitAt: number): Token {
@@ -180,17 +180,19 @@ export const numericDetector: Detector = {
   name: 'numeric',
   entities: ['CREDIT_CARD', 'US_SSN', 'ABA_ROUTING', 'PHONE', 'IP_ADDRESS'],
   find(text: string, ctx: DetectContext, enabled: ReadonlySet<DlpEntity>, out: Match[]): void {
-    const re = new RegExp(DIGIT.source, 'g');
-    let from = 0;
-    while (from < text.length) {
-      re.lastIndex = from;
-      const m = re.exec(text);
-      if (m === null) return;
-      const t = readToken(text, m.index);
-      from = Math.max(t.end, m.index + 1);
+    const n = text.length;
+    let i = 0;
+    while (i < n) {
+      // test() with a global regex jumps to the next digit natively without allocating a match array.
+      DIGIT.lastIndex = i;
+      if (!DIGIT.test(text)) return;
+      i = DIGIT.lastIndex - 1;
+      const t = readToken(text, i);
+      i = Math.max(t.end, i + 1);
       // Part of a word or identifier on either side: not a standalone number.
       const before = t.start - 1;
-      if (isWordChar(text, before) || glued(text, before) || isWordChar(text, t.end) || glued(text, t.end) && isWordChar(text, t.end + 1)) continue;
+      if (isWordChar(text, before) || glued(text, before) || isWordChar(text, t.end) || (glued(text, t.end) && isWordChar(text, t.end + 1))) continue;
+      if (t.groups.length === 1 && t.groups[0].length < 7) continue; // short lone numbers: nothing to classify
       scanWindows(t, text, ctx, enabled, out);
     }
   },

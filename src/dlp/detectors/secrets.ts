@@ -77,7 +77,8 @@ export const secretsDetector: Detector = {
     if (!ANY_PREFIX.test(text)) return;
     for (const rule of RULES) {
       if (!enabled.has(rule.entity)) continue;
-      const re = new RegExp(rule.re.source, 'g');
+      const re = rule.re;
+      re.lastIndex = 0;
       let m: RegExpExecArray | null;
       while ((m = re.exec(text)) !== null) {
         const v = m[0];

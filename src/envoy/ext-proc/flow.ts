@@ -22,11 +22,13 @@ export interface Flow {
   egress: boolean;
 }
 
-function pick(authz: Readonly<Record<string, string>>, headers: ReadonlyMap<string, string> | undefined, meta: string, header: string): string | undefined {
-  const fromMeta = authz[meta];
-  if (fromMeta) return fromMeta;
-  const fromHeader = headers?.get(header);
-  return fromHeader ? fromHeader : undefined;
+/**
+ * One source for every caller field: the metadata when it names a domain, else the headers. Mixing
+ * them could pair one decision's domain with another value a client managed to send.
+ */
+function callerSource(authz: Readonly<Record<string, string>>, headers: ReadonlyMap<string, string> | undefined): (meta: string, header: string) => string | undefined {
+  if (authz['domain']) return (meta) => authz[meta] || undefined;
+  return (_meta, header) => headers?.get(header) || undefined;
 }
 
 /** W3C `traceparent` (trace id is its second field), else B3. */
@@ -48,17 +50,18 @@ export function resolveFlow(
   authz: Readonly<Record<string, string>>,
   requestHeaders: ReadonlyMap<string, string> | undefined,
 ): Flow | undefined {
-  const name = pick(authz, requestHeaders, 'domain', 'x-mesh-domain');
+  const pick = callerSource(authz, requestHeaders);
+  const name = pick('domain', 'x-mesh-domain');
   const domain = name === undefined ? undefined : policy.domainsByName.get(name);
   if (!domain) return undefined;
-  const agent = pick(authz, requestHeaders, 'agent_pseudonym', 'x-agent-pseudonym') ?? pick(authz, requestHeaders, 'agent_id', 'x-agent-id');
+  const agent = pick('agent_pseudonym', 'x-agent-pseudonym') ?? pick('agent_id', 'x-agent-id');
   const host = (requestHeaders?.get(':authority') ?? requestHeaders?.get('host'))?.replace(/:\d+$/, '');
   return {
     policy,
     domain,
     agent: agent ?? null,
-    role: pick(authz, requestHeaders, 'role', 'x-agent-role') ?? null,
-    decisionId: pick(authz, requestHeaders, 'decision_id', 'x-mesh-decision-id') ?? randomUUID(),
+    role: pick('role', 'x-agent-role') ?? null,
+    decisionId: pick('decision_id', 'x-mesh-decision-id') ?? randomUUID(),
     traceId: traceIdOf(requestHeaders),
     target: auditTarget(host, requestHeaders?.get(':path'), domain.metadataMasking ? { key: pseudonyms.keyFor(domain.name) } : undefined),
     egress: authz['hop']?.trim().toLowerCase() === 'egress',

@@ -113,7 +113,8 @@ export class ExtProcStream {
 
   private enterResponse(est: Established, m: Extract<Inbound, { type: 'headers' }>): Outbound | undefined {
     const { domain } = est.flow;
-    const remove = domain.metadataMasking ? domain.maskResponseHeaders.filter((h) => m.headers.has(h)) : [];
+    // The compiled list is the topology set in masking domains plus per-domain extras (empty otherwise).
+    const remove = domain.maskResponseHeaders.filter((h) => m.headers.has(h));
     this.state = {
       flow: est.flow,
       module: est.module,

@@ -116,7 +116,7 @@ export function encodeResponse(out: Outbound): object {
       const r = REASONS[out.reason];
       return {
         immediate_response: {
-          status: { code: r.http },
+          status: { code: r.payloadHttp },
           headers: headerMutation({
             set: [
               ['content-type', 'application/json'],

@@ -3,7 +3,7 @@ import type { JWK } from 'jose';
 import { PayloadError } from '../../errors.js';
 import { fromField, mod, MODULUS, parseFieldElement } from './field.js';
 import { decodeFixed, MAX_ABS_SCALED, MAX_SUM_TERMS, SCALE } from './fixed-point.js';
-import { getAtPointer, parsePointer } from './json-path.js';
+import { getAtPointer, parseFieldPath, parsePointer } from './json-path.js';
 import { MPC_SCHEME, MPC_VERSION, readEnvelope, type Envelope, type EnvelopeParty, type PartyBundle } from './mpc-format.js';
 import { importPrivateJwk, type PrivateKey } from './private-keys.js';
 import { openWithPrivateKeys } from './tee.js';
@@ -158,13 +158,34 @@ export interface PartySum {
   sum: string;
 }
 
+/** Selects share pointers: a JSON Pointer (`/orders/0/amount`) names itself, a field path (`$.orders[*].amount`) every match. */
+function pointerSelector(paths: readonly string[] | undefined): (pointer: string) => boolean {
+  if (paths === undefined) return () => true;
+  const exact = new Set(paths.filter((p) => p.startsWith('/') || p === ''));
+  const patterns = paths.filter((p) => !(p.startsWith('/') || p === '')).map((p) => {
+    try {
+      return parseFieldPath(p);
+    } catch (cause) {
+      throw new PayloadError('payload_rejected', `sumShares: ${(cause as Error).message}`);
+    }
+  });
+  return (pointer) => {
+    if (exact.has(pointer)) return true;
+    const tokens = parsePointer(pointer);
+    return patterns.some(
+      (segs) => segs.length === tokens.length && segs.every((s, i) => s.kind === 'wildcard' || (s.kind === 'key' ? s.key === tokens[i] : String(s.index) === tokens[i])),
+    );
+  };
+}
+
 /**
- * One party's local step of a secure sum: adds its shares at `pointers` (JSON Pointers; all its shares
- * when omitted) over all the given bundles (one per record, all this party's). Pointers absent from a
- * record are skipped; every party skips the same ones, since all bundles of a split hold the same
- * pointers.
+ * One party's local step of a secure sum: adds its shares at `paths` (JSON Pointers such as
+ * `/amount`, or field paths such as `$.orders[*].amount`; all its shares when omitted) over all the
+ * given bundles (one per record, all this party's). Fields absent from a record are skipped; every
+ * party skips the same ones, since all bundles of a split hold the same pointers.
  */
-export function sumShares(partyShares: readonly OpenedBundle[], pointers?: readonly string[]): PartySum {
+export function sumShares(partyShares: readonly OpenedBundle[], paths?: readonly string[]): PartySum {
+  const selected = pointerSelector(paths);
   if (partyShares.length === 0) throw bad('sumShares: no bundles given');
   const first = partyShares[0]!;
   const ids = new Set<string>();
@@ -174,10 +195,8 @@ export function sumShares(partyShares: readonly OpenedBundle[], pointers?: reado
     if (b.party !== first.party || b.index !== first.index) throw bad('sumShares: bundles of different parties; each party sums only its own');
     if (ids.has(b.id)) throw bad(`sumShares: split ${b.id} given twice`);
     ids.add(b.id);
-    const keys = pointers ?? [...b.shares.keys()].sort();
-    for (const p of keys) {
-      const s = b.shares.get(p);
-      if (s === undefined) continue;
+    for (const [p, s] of b.shares) {
+      if (!selected(p)) continue;
       acc += s;
       summed.push(`${b.id}\u0000${p}`);
     }

@@ -1,7 +1,8 @@
 import { PayloadError } from '../../errors.js';
 import type { FheKeySet } from './keys.js';
 import { CKKS, SCALE } from './params.js';
-import type { CipherText } from './seal.js';
+import { checkCiphertextBlob } from './blob.js';
+import { isWasmAbort, type CipherText } from './seal.js';
 import { chunkCount, ciphertextsOf, makeFheObject, readFheEnvelope, type FheEnvelope, type FheObject } from './wire.js';
 
 /**
@@ -65,9 +66,12 @@ export function loadEnvelope(keys: FheKeySet, value: unknown, maxLength: number)
     for (const b64 of ciphertextsOf(envelope)) {
       const ct = keys.seal.CipherText();
       cts.push(ct);
+      const bytes = Buffer.from(b64, 'base64');
+      checkCiphertextBlob(bytes);
       try {
-        ct.loadArray(keys.context, Buffer.from(b64, 'base64'));
+        ct.loadArray(keys.context, bytes);
       } catch (cause) {
+        if (isWasmAbort(cause)) throw cause;
         throw new PayloadError('payload_rejected', '$fhe ciphertext is corrupted or not for these parameters', { cause });
       }
       if (ct.size < 2 || ct.size > 3) throw new PayloadError('payload_rejected', '$fhe ciphertext has an unexpected size');
@@ -102,6 +106,7 @@ export function decryptCiphertexts(keys: FheKeySet, cts: readonly CipherText[], 
     try {
       plain = keys.decryptor.decrypt(ct);
     } catch (cause) {
+      if (isWasmAbort(cause)) throw cause;
       throw new PayloadError('payload_rejected', '$fhe ciphertext failed to decrypt', { cause });
     }
     if (!plain) throw new PayloadError('payload_rejected', '$fhe ciphertext failed to decrypt');

@@ -5,6 +5,7 @@ import { parseFieldPath, type PathSegment } from '../computation/json-path.js';
 import { loadKeyring } from '../keyring.js';
 import type { PayloadContext, PayloadResult, TierHandler } from '../tier-handler.js';
 import { fheKeyFiles, loadFheKeys } from './keys.js';
+import { guardSeal } from './seal.js';
 import { holdsProtected, openJson, protectJson, type Json } from './transform.js';
 
 export const PROTECTED_HEADER = 'x-mesh-protected';
@@ -62,7 +63,15 @@ function jsonResult(doc: Json, headers: Record<string, string>): PayloadResult {
 export class FheHandler implements TierHandler {
   readonly tier = 'FHE' as const;
 
-  async protect(body: Uint8Array, ctx: PayloadContext): Promise<PayloadResult> {
+  protect(body: Uint8Array, ctx: PayloadContext): Promise<PayloadResult> {
+    return guardSeal(() => this.protectBody(body, ctx));
+  }
+
+  unprotect(body: Uint8Array, ctx: PayloadContext): Promise<PayloadResult | undefined> {
+    return guardSeal(() => this.unprotectBody(body, ctx));
+  }
+
+  private async protectBody(body: Uint8Array, ctx: PayloadContext): Promise<PayloadResult> {
     if (body.length === 0) return { body, contentType: ctx.contentType ?? JSON_TYPE, headers: {} };
     if (!isJsonType(ctx.contentType)) throw new PayloadError('payload_rejected', 'FHE domains accept JSON bodies only');
     const doc = parseJsonBody(body);
@@ -73,7 +82,7 @@ export class FheHandler implements TierHandler {
     return jsonResult(out, { [PROTECTED_HEADER]: 'FHE' });
   }
 
-  async unprotect(body: Uint8Array, ctx: PayloadContext): Promise<PayloadResult | undefined> {
+  private async unprotectBody(body: Uint8Array, ctx: PayloadContext): Promise<PayloadResult | undefined> {
     if (body.length === 0 || !isJsonType(ctx.contentType)) return undefined;
     const doc = parseJsonBody(body);
     if (doc === undefined || !holdsProtected(doc, ctx.domain.name)) return undefined;

@@ -6,6 +6,7 @@ import type { TierModule } from '../registry.js';
 import { ensureOctKeyring } from '../retrieval/keys.js';
 import { FheHandler, maxLengthOf, parseJsonBody } from './handler.js';
 import { generateFheKeys, loadFheKeys, readKeyId } from './keys.js';
+import { guardSeal } from './seal.js';
 import { openJson } from './transform.js';
 
 /**
@@ -13,17 +14,44 @@ import { openJson } from './transform.js';
  * protect/unprotect/open/keygen (see `seal.ts`, `isSealLoaded`).
  */
 export { FheHandler, PROTECTED_HEADER } from './handler.js';
+export { FheAnalyst, type Plain, type ValueInfo } from './analyst.js';
 export { fheKeyFiles, generateFheKeys, loadFheKeys, readKeyId, type FheKeySet, type EncryptionMode } from './keys.js';
 export { CKKS } from './params.js';
 export { isSealLoaded, sealLoadCount, sealLoadMillis } from './seal.js';
 export type { FheEnvelope, FheObject } from './wire.js';
 
-async function keyringExists(file: string): Promise<Keyring | undefined> {
+async function keyringIfPresent(file: string): Promise<Keyring | undefined> {
   try {
     return await loadKeyring(file);
   } catch {
     return undefined;
   }
+}
+
+type OpenOptions = Parameters<TierModule['openForOperator']>[1];
+
+/**
+ * `keyFiles` (from `--key`): a `.json` file is an oct keyring (JWK Set) for sealed values; any other
+ * file is the CKKS secret key. Without them the domain's own files under `keys.dir` are used.
+ */
+async function openBody(body: Uint8Array, { policy, domain, keyFiles }: OpenOptions): Promise<Uint8Array> {
+  const doc = parseJsonBody(body);
+  if (doc === undefined) throw new PayloadError('payload_rejected', 'body is not JSON');
+  const ringFiles = keyFiles.filter((f) => f.endsWith('.json'));
+  const secretFiles = keyFiles.filter((f) => !f.endsWith('.json'));
+  if (secretFiles.length > 1) throw new PayloadError('payload_rejected', 'give at most one FHE secret key file');
+  let rings: Keyring[];
+  if (ringFiles.length > 0) {
+    rings = await Promise.all(ringFiles.map(async (f) => parseKeyring(f, await readFile(f, 'utf8'), ['oct'])));
+  } else {
+    // May be absent when the body holds only $fhe values (an analyst's result); sealed values then fail.
+    const ring = await keyringIfPresent(domain.keyringFile);
+    rings = ring ? [ring] : [];
+  }
+  const fhe = await loadFheKeys(policy.keys.dir, domain.name, { secret: secretFiles[0] ? { file: secretFiles[0] } : 'auto' });
+  if (!fhe.decryptor) throw new PayloadError('payload_rejected', `the FHE secret key of domain ${domain.name} is not present here`);
+  const opened = await openJson(doc, fhe, rings, domain.name, maxLengthOf(domain));
+  return new TextEncoder().encode(`${JSON.stringify(opened)}\n`);
 }
 
 export const tierModule: TierModule = {
@@ -35,28 +63,14 @@ export const tierModule: TierModule = {
     return written;
   },
 
+  /** The CKKS key id, then the oct keyring's kids; read from files without loading the WASM. */
   async keyIds(policy: CompiledPolicy, domain: DomainPolicy): Promise<string[]> {
     const fheId = await readKeyId(policy.keys.dir, domain.name);
-    const ring = await keyringExists(domain.keyringFile);
+    const ring = await keyringIfPresent(domain.keyringFile);
     return [...(fheId ? [fheId] : []), ...(ring?.kids ?? [])];
   },
 
-  /**
-   * `keyFiles` (from `--key`): a `.json` file is an oct keyring (JWK Set) for sealed values; any other
-   * file is the CKKS secret key. Without them the domain's own files under `keys.dir` are used.
-   */
-  async openForOperator(body, { policy, domain, keyFiles }): Promise<Uint8Array> {
-    const doc = parseJsonBody(body);
-    if (doc === undefined) throw new PayloadError('payload_rejected', 'body is not JSON');
-    const ringFiles = keyFiles.filter((f) => f.endsWith('.json'));
-    const secretFiles = keyFiles.filter((f) => !f.endsWith('.json'));
-    if (secretFiles.length > 1) throw new PayloadError('payload_rejected', 'give at most one FHE secret key file');
-    const rings = ringFiles.length
-      ? await Promise.all(ringFiles.map(async (f) => parseKeyring(f, await readFile(f, 'utf8'), ['oct'])))
-      : [await loadKeyring(domain.keyringFile)];
-    const fhe = await loadFheKeys(policy.keys.dir, domain.name, { secret: secretFiles[0] ? { file: secretFiles[0] } : 'auto' });
-    if (!fhe.decryptor) throw new PayloadError('payload_rejected', `the FHE secret key of domain ${domain.name} is not present here`);
-    const opened = await openJson(doc, fhe, rings, domain.name, maxLengthOf(domain));
-    return new TextEncoder().encode(`${JSON.stringify(opened)}\n`);
+  openForOperator(body, opts): Promise<Uint8Array> {
+    return guardSeal(() => openBody(body, opts));
   },
 };

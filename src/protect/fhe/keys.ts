@@ -5,6 +5,7 @@ import { PayloadError } from '../../errors.js';
 import { CKKS, createContext, paramsFileFor, parseParamsFile } from './params.js';
 import {
   loadSeal,
+  onSealDiscarded,
   type CKKSEncoder,
   type Context,
   type Decryptor,
@@ -243,6 +244,7 @@ async function mtimeOrMissing(file: string): Promise<string> {
  * changes are rare enough that the memory does not matter.
  */
 const cache = new Map<string, { checkedAt: number; stamp: string; set: Promise<FheKeySet> }>();
+onSealDiscarded(() => cache.clear());
 
 export async function loadFheKeys(dir: string, domain: string, opts: LoadOptions = { secret: 'auto' }): Promise<FheKeySet> {
   const files = fheKeyFiles(dir, domain);

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { PayloadError } from '../../errors.js';
 import type { SEALLibrary } from 'node-seal/implementation/seal.js';
 
 export type { SEALLibrary };
@@ -46,12 +47,45 @@ export function loadSeal(): Promise<SEALLibrary> {
   return loading;
 }
 
+const discardListeners: (() => void)[] = [];
+
+/** Called when the instance is discarded, so holders of objects made by it drop them. */
+export function onSealDiscarded(fn: () => void): void {
+  discardListeners.push(fn);
+}
+
+/** An emscripten abort: the instance that threw it is unusable from then on. */
+export function isWasmAbort(e: unknown): boolean {
+  return e instanceof Error && (e.name === 'RuntimeError' || e.message.startsWith('Aborted('));
+}
+
+/**
+ * Forgets an instance that aborted (SEAL aborts on some malformed input that passes its own checks),
+ * so the next use instantiates a fresh one instead of failing for the rest of the process.
+ */
+export function discardSeal(): void {
+  loading = undefined;
+  loadMs = undefined;
+  for (const fn of discardListeners) fn();
+}
+
+/** Runs SEAL work; an abort discards the instance and becomes a `payload_rejected` for this input. */
+export async function guardSeal<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    if (!isWasmAbort(e)) throw e;
+    discardSeal();
+    throw new PayloadError('payload_rejected', 'the FHE engine aborted on this input and was reset', { cause: e });
+  }
+}
+
 /** Whether the WASM has been requested in this process (for lazy-loading checks and Status). */
 export function isSealLoaded(): boolean {
   return loading !== undefined;
 }
 
-/** How many times loading started (1 after first use; more only after failed loads). */
+/** How many times loading started (1 after first use; more only after a failed load or an abort). */
 export function sealLoadCount(): number {
   return loads;
 }

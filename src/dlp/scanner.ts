@@ -1,0 +1,91 @@
+import type { DlpSettings } from '../config/types.js';
+import { ScanBudget } from './budget.js';
+import type { Detector } from './detector.js';
+import { awsSecretDetector } from './detectors/aws-secret.js';
+import { canaryDetector, compileCanaries } from './detectors/canary.js';
+import { credentialUriDetector } from './detectors/credential-uri.js';
+import { emailDetector } from './detectors/email.js';
+import { ibanDetector } from './detectors/iban.js';
+import { ipv6Detector } from './detectors/ipv6.js';
+import { numericDetector } from './detectors/numeric.js';
+import { privateKeyDetector } from './detectors/private-key.js';
+import { secretsDetector } from './detectors/secrets.js';
+import { DLP_ENTITIES, isDlpEntity, type DlpEntity } from './entities.js';
+import { scanBody } from './layers/body.js';
+import type { ScanState } from './layers/state.js';
+
+export interface DlpResult {
+  /** What was done: 'pass' = nothing found; 'block' also when a redact/block scan was cut short. */
+  action: 'pass' | 'redact' | 'block' | 'report';
+  /** Entity name → count. Never values. */
+  findings: Readonly<Record<string, number>>;
+  /** The redacted body when action === 'redact' (same encoding as the input: gzip stays gzip), else undefined. */
+  body: Uint8Array | undefined;
+  /** The time or size budget was hit and part of the body went unscanned. */
+  truncated: boolean;
+}
+
+export interface DlpScanner {
+  scan(body: Uint8Array, contentType: string | undefined): DlpResult;
+}
+
+export interface DlpOptions {
+  /** Time budget per body (default 50 ms). */
+  budgetMs?: number;
+  /** Largest body (after gzip inflation) scanned in full (default 4 MiB). */
+  maxBytes?: number;
+}
+
+export const DEFAULT_BUDGET_MS = 50;
+export const DEFAULT_MAX_BYTES = 4 * 1024 * 1024;
+
+/** Detectors in the order they run; the cheap, selective ones first. */
+const BUILT_IN: readonly Detector[] = [
+  privateKeyDetector,
+  secretsDetector,
+  awsSecretDetector,
+  credentialUriDetector,
+  emailDetector,
+  ibanDetector,
+  numericDetector,
+  ipv6Detector,
+];
+
+/**
+ * Compiles a domain's `dlp` settings once per policy load. Throws an Error naming the setting for an
+ * unknown entity or an invalid canary (the policy loader turns it into a validation error).
+ *
+ * Budget semantics (fail closed): when a scan runs out of time or the body exceeds `maxBytes`, the
+ * result has `truncated: true`; with action `block` or `redact` its action is then 'block' (a partly
+ * redacted body cannot be trusted), with `report` it is 'report' or 'pass' with the counts found so far.
+ */
+export function compileDlp(settings: DlpSettings, opts: DlpOptions = {}): DlpScanner {
+  const budgetMs = opts.budgetMs ?? DEFAULT_BUDGET_MS;
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+  if (!(budgetMs >= 0) || !(maxBytes > 0)) throw new Error('dlp: budgetMs and maxBytes must be positive numbers');
+  for (const name of settings.entities) {
+    if (!isDlpEntity(name)) throw new Error(`dlp.entities: unknown entity ${JSON.stringify(name)} (known: ${DLP_ENTITIES.join(', ')})`);
+  }
+  const enabled: ReadonlySet<DlpEntity> = new Set(settings.entities.length === 0 ? DLP_ENTITIES : (settings.entities as DlpEntity[]));
+  const canaries = compileCanaries(settings.canaries);
+  const action = settings.action;
+
+  return {
+    scan(body: Uint8Array, contentType: string | undefined): DlpResult {
+      const budget = new ScanBudget(budgetMs, maxBytes * 4);
+      const detectors = BUILT_IN.filter((d) => d.entities.some((e) => enabled.has(e)));
+      if (canaries.length > 0 && enabled.has('CANARY')) detectors.push(canaryDetector(canaries, () => budget.over()));
+      const state: ScanState = { detectors, enabled, budget, minLength: detectors.some((d) => d.name === 'canary') ? 1 : 6 };
+      const { counts, redacted, truncated } = scanBody(state, body, contentType, maxBytes);
+      const findings = Object.freeze(counts);
+      const found = Object.keys(counts).length > 0;
+      if (truncated && action !== 'report') return { action: 'block', findings, body: undefined, truncated };
+      if (!found) return { action: 'pass', findings, body: undefined, truncated };
+      if (action === 'redact') {
+        // Findings without a rewritten body cannot happen by construction; if it ever did, fail closed.
+        return redacted === undefined ? { action: 'block', findings, body: undefined, truncated } : { action: 'redact', findings, body: redacted, truncated };
+      }
+      return { action, findings, body: undefined, truncated };
+    },
+  };
+}

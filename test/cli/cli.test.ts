@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runCli } from '../support/cli.js';
+import { startTestServer } from '../support/envoy-check.js';
+import { createMeshFixture, policyYaml, type MeshFixture } from '../support/mesh-fixture.js';
+
+let fx: MeshFixture;
+let server: Awaited<ReturnType<typeof startTestServer>>;
+
+before(async () => {
+  fx = await createMeshFixture();
+  server = await startTestServer(fx.policyFile);
+});
+after(async () => {
+  await server.close();
+  await fx.cleanup();
+});
+
+describe('mesh-pep CLI', () => {
+  it('lists commands and has --help for each', async () => {
+    const top = await runCli(['--help']);
+    assert.equal(top.code, 0);
+    for (const name of ['serve', 'validate', 'token', 'keys init', 'check']) {
+      assert.ok(top.stdout.includes(name), `${name} listed`);
+      const h = await runCli([...name.split(' '), '--help']);
+      assert.equal(h.code, 0, name);
+      assert.match(h.stdout, /^Usage: mesh-pep /);
+    }
+    const bad = await runCli(['frobnicate']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /unknown command/);
+  });
+
+  it('validate: exit 0 for a good file, 1 with file:line:col for a bad one', async () => {
+    const ok = await runCli(['validate', '--config', fx.policyFile]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /ok \(3 domains/);
+    const bad = path.join(fx.dir, 'bad.yaml');
+    await writeFile(bad, 'security_mesh:\n  domains:\n    - name: x\n      tier: NOPE\n      allowed_roles: [A]\n      extra: 1\n');
+    const res = await runCli(['validate', '--config', bad]);
+    assert.equal(res.code, 1);
+    assert.deepEqual(res.stderr.trim().split('\n'), [
+      `${bad}:4:13: security_mesh.domains[0].tier: "NOPE" is not one of RETRIEVAL | COMPUTATION | FHE`,
+      `${bad}:6:7: security_mesh.domains[0].extra: unknown key "extra" (expected one of: name, tier, allowed_roles, metadata_masking, audit_level, max_token_age_ms, attestation_required, match, mask_headers, mask_response_headers, max_body_bytes, dlp, computation, fhe)`,
+    ]);
+    await writeFile(bad, '\u0000\u0001 not yaml: [');
+    assert.equal((await runCli(['validate', '--config', bad])).code, 1);
+    const missing = await runCli(['validate', '--config', path.join(fx.dir, 'missing.yaml')]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /missing\.yaml:1:1: cannot read file/);
+  });
+
+  it('token + check: allow and deny printed readably, --json and --explain', async () => {
+    const tok = await runCli(['token', '--config', fx.policyFile, '--agent', 'retriever-7', '--role', 'RETRIEVER', '--ttl', '5m']);
+    assert.equal(tok.code, 0, tok.stderr);
+    const token = tok.stdout.trim();
+    assert.match(token, /^ey[\w-]+\.[\w-]+\.[\w-]+$/);
+    const allow = await runCli(['check', '--server', server.address, '--domain', 'agent_memory', '--token', token, '--header', 'x-forwarded-for=10.0.0.1']);
+    assert.equal(allow.code, 0, allow.stderr);
+    assert.match(allow.stdout, /^ALLOW  domain=agent_memory tier=RETRIEVAL role=RETRIEVER/);
+    assert.match(allow.stdout, /remove  authorization, x-forwarded-for/);
+    const deny = await runCli(['check', '--server', server.address, '--domain', 'coordination', '--token', token]);
+    assert.equal(deny.code, 3);
+    assert.match(deny.stdout, /^DENY   http=403 grpc=7 reason=role_not_allowed/);
+    const json = await runCli(['check', '--server', server.address, '--domain', 'agent_memory', '--token', token, '--json']);
+    assert.equal(JSON.parse(json.stdout).status.code, 0);
+    const explain = await runCli(['check', '--server', server.address, '--domain', 'coordination', '--token', token, '--explain']);
+    assert.equal(explain.code, 3);
+    assert.match(explain.stdout, /^DENY  reason=role_not_allowed/);
+    assert.match(explain.stdout, /authorize\s+fail\s+role "RETRIEVER" not in \[ORCHESTRATOR, EXECUTOR\]/);
+    assert.ok(!explain.stdout.includes(token));
+    const stdinToken = await runCli(['check', '--server', server.address, '--domain', 'agent_memory', '--token', '-'], { input: token + '\n' });
+    assert.equal(stdinToken.code, 0);
+  });
+
+  it('clear errors for caller mistakes and an unreachable server', async () => {
+    const noAgent = await runCli(['token', '--config', fx.policyFile, '--role', 'X']);
+    assert.equal(noAgent.code, 2);
+    assert.match(noAgent.stderr, /--agent is required/);
+    const badTtl = await runCli(['token', '--config', fx.policyFile, '--agent', 'a', '--role', 'X', '--ttl', 'soon']);
+    assert.equal(badTtl.code, 2);
+    const down = await runCli(['check', '--server', '127.0.0.1:1', '--domain', 'x', '--token', 't']);
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /Check failed/);
+  });
+
+  it('keys init creates missing keys once and never overwrites', async () => {
+    const fresh = await createMeshFixture(policyYaml());
+    try {
+      const again = await runCli(['keys', 'init', '--config', fresh.policyFile]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /all key files already exist/);
+    } finally {
+      await fresh.cleanup();
+    }
+    const dir = path.join(fx.dir, 'other');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(dir);
+    const file = path.join(dir, 'p.yaml');
+    await writeFile(file, policyYaml());
+    const first = await runCli(['keys', 'init', '--config', file]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /created .*issuer\.jwks\.json/);
+    assert.match(first.stdout, /created .*agent_memory\.jwks\.json/);
+    assert.match(first.stdout, /created .*pseudonym\.key/);
+  });
+});

@@ -1,0 +1,147 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type RunningServer } from '../../src/server/start.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import type { AuditRecord } from '../../src/audit/record.js';
+
+/**
+ * The real mesh-pep server on 127.0.0.1 with a policy written to a temp dir and development keys
+ * minted at start (nothing committed). Two RETRIEVAL domains: `agent_memory` (masking, small body
+ * limit) and `notes` (no masking), plus whatever `extraDomains` adds.
+ */
+export interface TestServer {
+  server: RunningServer;
+  address: string;
+  dir: string;
+  policyFile: string;
+  keyringOf(domain: string): string;
+  auditRecords(): Promise<AuditRecord[]>;
+  close(): Promise<void>;
+}
+
+export const TEST_POLICY = `
+security_mesh:
+  global:
+    credential_rotation_interval_ms: 600000
+  identity:
+    issuer: "https://issuer.test"
+    audiences: ["agent-mesh"]
+    jwks_file: keys/issuer.jwks.json
+  keys:
+    dir: keys
+  audit:
+    file: audit/audit.jsonl
+  domains:
+    - name: agent_memory
+      tier: RETRIEVAL
+      allowed_roles: [RETRIEVER]
+      metadata_masking: true
+      audit_level: FULL_MESH
+      max_body_bytes: 4096
+      mask_response_headers: [x-store-node]
+    - name: notes
+      tier: RETRIEVAL
+      allowed_roles: [RETRIEVER]
+      metadata_masking: false
+      audit_level: FULL_MESH
+`;
+
+export async function startTestServer(policyText = TEST_POLICY): Promise<TestServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'mesh-pep-extproc-'));
+  const policyFile = join(dir, 'policy.yaml');
+  await writeFile(policyFile, policyText);
+  let server: RunningServer;
+  try {
+    server = await startServer({
+      configFile: policyFile,
+      grpcAddress: '127.0.0.1:0',
+      adminAddress: '127.0.0.1:0',
+      initDevKeys: true,
+      log: createLogger('silent'),
+      drainTimeoutMs: 2000,
+    });
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    server,
+    address: `127.0.0.1:${server.grpcPort}`,
+    dir,
+    policyFile,
+    keyringOf: (domain) => join(dir, 'keys', `${domain}.jwks.json`),
+    async auditRecords() {
+      const text = await readFile(join(dir, 'audit', 'audit.jsonl'), 'utf8').catch(() => '');
+      return text
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as AuditRecord);
+    },
+    async close() {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A tiny object store: the callee in round-trip tests. It keeps exactly the bytes it was sent. */
+export class MemoryStore {
+  readonly objects = new Map<string, { body: Buffer; contentType: string | undefined }>();
+
+  handle = (req: { headers: Array<[string, string]>; body: Buffer }) => {
+    const get = (n: string) => req.headers.find(([k]) => k === n)?.[1];
+    const path = get(':path') ?? '/';
+    if (get(':method') === 'PUT') {
+      this.objects.set(path, { body: Buffer.from(req.body), contentType: get('content-type') });
+      return { status: 204, headers: [] as Array<[string, string]> };
+    }
+    const hit = this.objects.get(path);
+    if (!hit) {
+      const body = Buffer.from('{"error":"not found"}');
+      return { status: 404, headers: [['content-type', 'application/json'], ['content-length', String(body.length)]] as Array<[string, string]>, body };
+    }
+    return {
+      status: 200,
+      headers: [
+        ['content-type', hit.contentType ?? 'application/octet-stream'],
+        ['content-length', String(hit.body.length)],
+        ['server', 'memstore/1.0'],
+        ['x-envoy-upstream-service-time', '3'],
+        ['x-store-node', 'node-7.rack-2'],
+        ['etag', '"v1"'],
+      ] as Array<[string, string]>,
+      body: hit.body,
+    };
+  };
+}
+
+export function put(path: string, body: Buffer, contentType: string, domain = 'agent_memory'): { headers: Array<[string, string]>; body: Buffer } {
+  return {
+    headers: [
+      [':method', 'PUT'],
+      [':path', path],
+      [':authority', 'memory.agents.svc'],
+      [':scheme', 'http'],
+      ['content-type', contentType],
+      ['content-length', String(body.length)],
+      ['x-mesh-domain', domain],
+      ['x-agent-role', 'RETRIEVER'],
+      ['x-agent-pseudonym', 'ap_0123456789abcdef0123456789abcdef'],
+    ],
+    body,
+  };
+}
+
+export function get(path: string, domain = 'agent_memory'): { headers: Array<[string, string]> } {
+  return {
+    headers: [
+      [':method', 'GET'],
+      [':path', path],
+      [':authority', 'memory.agents.svc'],
+      [':scheme', 'http'],
+      ['x-mesh-domain', domain],
+      ['x-agent-role', 'RETRIEVER'],
+    ],
+  };
+}
