@@ -48,14 +48,18 @@ export async function verifyAuditChain(files: string[] | string, opts: VerifyOpt
       return { ok: false, file, line: 0, reason: `cannot read file (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
     }
     let lineNo = 0;
-    for await (const item of lines(file)) {
-      lineNo++;
-      if (item.torn) return { ok: false, file, line: lineNo, reason: 'incomplete last line (no line break)' };
-      const problem = checkLine(item.text, expected);
-      if (typeof problem === 'string') return { ok: false, file, line: lineNo, reason: problem };
-      start ??= problem.prev;
-      expected = problem.hash;
-      records++;
+    try {
+      for await (const item of lines(file)) {
+        lineNo++;
+        if (item.torn) return { ok: false, file, line: lineNo, reason: 'incomplete last line (no line break)' };
+        const problem = checkLine(item.text, expected);
+        if (typeof problem === 'string') return { ok: false, file, line: lineNo, reason: problem };
+        start ??= problem.prev;
+        expected = problem.hash;
+        records++;
+      }
+    } catch (err) {
+      return { ok: false, file, line: lineNo, reason: `cannot read file (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
     }
   }
   return { ok: true, records, files: list, head: expected ?? GENESIS_HASH, start: start ?? GENESIS_HASH };

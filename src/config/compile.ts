@@ -3,7 +3,8 @@ import { TOPOLOGY_REQUEST_HEADERS, TOPOLOGY_RESPONSE_HEADERS } from '../masking/
 import { DEFAULTS } from './defaults.js';
 import { ASYMMETRIC_ALGORITHMS } from './schema.js';
 import type { RawDomain, RawPolicy } from './raw.js';
-import type { CompiledPolicy, DomainPolicy, GlobalSettings } from './types.js';
+import { compilePrincipalPatterns } from '../policy/guards/principal-pattern.js';
+import type { CompiledPolicy, DomainPolicy, GlobalSettings, ServerSettings, ZoneDefinition } from './types.js';
 
 function freezeDeep<T>(v: T): T {
   if (v && typeof v === 'object' && !Object.isFrozen(v) && !(v instanceof Map) && !(v instanceof Set)) {
@@ -17,9 +18,13 @@ function unique(list: readonly string[]): string[] {
   return [...new Set(list.map((s) => s.toLowerCase()))];
 }
 
-function compileDomain(d: RawDomain, g: GlobalSettings, keysDir: string, resolve: (p: string) => string): DomainPolicy {
+function compileDomain(d: RawDomain, g: GlobalSettings, keysDir: string, resolve: (p: string) => string, zones: readonly ZoneDefinition[]): DomainPolicy {
   const masking = d.metadata_masking ?? false;
   return {
+    zoneAccess: d.zones
+      ? { rules: (d.zones.allow ?? []).map((r) => ({ from: r.from, to: r.to })), allowUnzoned: d.zones.allow_unzoned ?? false, zones }
+      : undefined,
+    denySharedIdentity: d.deny_shared_identity ?? false,
     name: d.name,
     tier: d.tier,
     allowedRoles: new Set(d.allowed_roles),
@@ -66,7 +71,17 @@ export function compilePolicy(raw: RawPolicy, source: string, hash: string): Com
   };
   const id = m.identity ?? {};
   const keysDir = resolve(m.keys?.dir ?? DEFAULTS.keysDir);
-  const domains = m.domains.map((d) => compileDomain(d, global, keysDir, resolve));
+  const zones: ZoneDefinition[] = (m.zones ?? []).map((z) => ({ name: z.name, principals: [...z.principals], matches: compilePrincipalPatterns(z.principals) }));
+  const domains = m.domains.map((d) => compileDomain(d, global, keysDir, resolve, zones));
+  const srv = m.server;
+  const server: ServerSettings = {
+    tls: srv?.tls
+      ? { certFile: resolve(srv.tls.cert_file), keyFile: resolve(srv.tls.key_file), clientCaFile: srv.tls.client_ca_file ? resolve(srv.tls.client_ca_file) : undefined }
+      : undefined,
+    maxConcurrentChecks: srv?.max_concurrent_checks ?? DEFAULTS.maxConcurrentChecks,
+    maxConcurrentStreams: srv?.max_concurrent_streams ?? DEFAULTS.maxConcurrentStreams,
+    maxRequestHeaderBytes: srv?.max_request_header_bytes ?? DEFAULTS.maxRequestHeaderBytes,
+  };
   const policy: CompiledPolicy = {
     source,
     hash,
@@ -98,6 +113,18 @@ export function compilePolicy(raw: RawPolicy, source: string, hash: string): Com
     },
     domains,
     domainsByName: new Map(domains.map((d) => [d.name, d])),
+    zones,
+    revocation: {
+      agents: new Set(m.revocation?.agents ?? []),
+      tokenIds: new Set(m.revocation?.token_ids ?? []),
+      keyIds: new Set(m.revocation?.key_ids ?? []),
+      file: m.revocation?.file ? resolve(m.revocation.file) : undefined,
+    },
+    sharedIdentity: {
+      windowMs: m.shared_identity?.window_ms ?? DEFAULTS.sharedIdentityWindowMs,
+      maxTrackedAgents: m.shared_identity?.max_tracked_agents ?? DEFAULTS.sharedIdentityMaxAgents,
+    },
+    server,
   };
   return freezeDeep(policy);
 }

@@ -18,4 +18,10 @@ export const DEFAULTS = {
   auditGroupCommitMs: 2,
   maxBodyBytes: 1024 * 1024,
   fheMaxLength: 65_536,
+  // Hardening (docs/hardening.md)
+  maxConcurrentChecks: 4096,
+  maxConcurrentStreams: 1024,
+  maxRequestHeaderBytes: 64 * 1024,
+  sharedIdentityWindowMs: 300_000,
+  sharedIdentityMaxAgents: 100_000,
 } as const;

@@ -14,6 +14,21 @@ export interface RawDomain {
   dlp?: { action: 'redact' | 'block' | 'report'; entities?: string[]; canaries?: string[] };
   computation?: { mode?: 'tee' | 'mpc'; recipients_file?: string; parties?: { name: string; jwks_file: string }[]; fields?: string[] };
   fhe?: { paths?: string[]; max_length?: number };
+  zones?: { allow?: { from: string; to?: string }[]; allow_unzoned?: boolean };
+  deny_shared_identity?: boolean;
+}
+
+export interface RawRevocationLists {
+  agents?: string[];
+  token_ids?: string[];
+  key_ids?: string[];
+}
+
+export interface RawServerSettings {
+  tls?: { cert_file: string; key_file: string; client_ca_file?: string };
+  max_concurrent_checks?: number;
+  max_concurrent_streams?: number;
+  max_request_header_bytes?: number;
 }
 
 export interface RawPolicy {
@@ -34,5 +49,9 @@ export interface RawPolicy {
     keys?: { dir?: string; pseudonym_key_file?: string; issuer_private_key_file?: string };
     audit?: { file?: string; max_file_bytes?: number; group_commit_ms?: number };
     domains: RawDomain[];
+    zones?: { name: string; principals: string[] }[];
+    revocation?: RawRevocationLists & { file?: string };
+    shared_identity?: { window_ms?: number; max_tracked_agents?: number };
+    server?: RawServerSettings;
   };
 }

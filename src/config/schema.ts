@@ -18,6 +18,12 @@ export const ASYMMETRIC_ALGORITHMS = [
 
 export const DOMAIN_NAME_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,62}$/i;
 
+const zoneName = {
+  kind: 'string',
+  pattern: /^[a-z0-9][a-z0-9_.-]{0,62}$/i,
+  patternHint: 'must be 1-63 letters, digits, "_", "." or "-"',
+} as const;
+
 const domain: FieldSchema = {
   kind: 'object',
   required: ['name', 'tier', 'allowed_roles'],
@@ -71,8 +77,57 @@ const domain: FieldSchema = {
         max_length: { kind: 'integer', min: 1, max: 1 << 20 },
       },
     },
+    // Hardening (docs/hardening.md): which trust zones may call this domain, shared-identity denial.
+    zones: {
+      kind: 'object',
+      fields: {
+        allow: {
+          kind: 'array',
+          of: { kind: 'object', required: ['from'], fields: { from: zoneName, to: zoneName } },
+        },
+        allow_unzoned: { kind: 'boolean' },
+      },
+    },
+    deny_shared_identity: { kind: 'boolean' },
   },
 };
+
+/** Policy-level hardening sections (docs/hardening.md). */
+const zone: FieldSchema = {
+  kind: 'object',
+  required: ['name', 'principals'],
+  fields: {
+    name: zoneName,
+    principals: {
+      kind: 'array',
+      nonEmpty: true,
+      of: { kind: 'string', pattern: /^\S+$/, patternHint: 'must be a principal pattern without spaces ("*" matches within one path segment)' },
+    },
+  },
+};
+
+const revocationLists = {
+  agents: strList,
+  token_ids: strList,
+  key_ids: strList,
+} as const;
+
+const serverSection: FieldSchema = {
+  kind: 'object',
+  fields: {
+    tls: {
+      kind: 'object',
+      required: ['cert_file', 'key_file'],
+      fields: { cert_file: str, key_file: str, client_ca_file: str },
+    },
+    max_concurrent_checks: { kind: 'integer', min: 1, max: 1_000_000 },
+    max_concurrent_streams: { kind: 'integer', min: 1, max: 1_000_000 },
+    max_request_header_bytes: { kind: 'integer', min: 1024, max: 16 * 1024 * 1024 },
+  },
+};
+
+/** The separate revocation file (`revocation.file`): the same three lists at the top level. */
+export const REVOCATION_FILE_SCHEMA: FieldSchema = { kind: 'object', fields: revocationLists };
 
 export const POLICY_SCHEMA: FieldSchema = {
   kind: 'object',
@@ -121,6 +176,16 @@ export const POLICY_SCHEMA: FieldSchema = {
           },
         },
         domains: { kind: 'array', of: domain, nonEmpty: true },
+        zones: { kind: 'array', of: zone },
+        revocation: { kind: 'object', fields: { ...revocationLists, file: str } },
+        shared_identity: {
+          kind: 'object',
+          fields: {
+            window_ms: { kind: 'integer', min: 1000, max: 7 * 24 * 3600 * 1000 },
+            max_tracked_agents: { kind: 'integer', min: 1, max: 10_000_000 },
+          },
+        },
+        server: serverSection,
       },
     },
   },

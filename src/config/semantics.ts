@@ -19,6 +19,7 @@ export function checkSemantics(raw: RawPolicy, w: SchemaWalker): void {
     w.warn(w.at(`${base}#key`), 'security_mesh.identity: section absent, using development defaults (issuer "mesh-pep", audience "agent-mesh", jwks_file keys/issuer.jwks.json)');
   }
   const trusted = m.attestation?.trusted_measurements ?? [];
+  checkZones(raw, w);
 
   const seen = new Map<string, number>();
   (Array.isArray(m.domains) ? m.domains : []).forEach((d, i) => {
@@ -71,6 +72,48 @@ export function checkSemantics(raw: RawPolicy, w: SchemaWalker): void {
         w.at(`${p}.audit_level`),
         `${p}: audits OUTPUT_ONLY although it ${d.metadata_masking ? 'masks metadata' : 'requires attestation'}; internal hops of a sensitive domain go unrecorded`,
       );
+    }
+  });
+}
+
+/**
+ * Trust zones: names unique, every rule names a defined zone (error at the name), and a segmented
+ * domain that no zone pair can reach is almost certainly a mistake (warning, it denies every call).
+ */
+function checkZones(raw: RawPolicy, w: SchemaWalker): void {
+  const m = raw.security_mesh;
+  const base = 'security_mesh';
+  const zones = Array.isArray(m.zones) ? m.zones : [];
+  const defined = new Map<string, number>();
+  zones.forEach((z, i) => {
+    if (!z || typeof z.name !== 'string') return;
+    const prev = defined.get(z.name);
+    if (prev !== undefined) w.error(w.at(`${base}.zones[${i}].name`), `${base}.zones[${i}].name: duplicate zone "${z.name}" (first defined at ${base}.zones[${prev}])`);
+    else defined.set(z.name, i);
+  });
+  (Array.isArray(m.domains) ? m.domains : []).forEach((d, i) => {
+    if (!d || typeof d.name !== 'string') return;
+    const p = `${base}.domains[${i}]`;
+    if (!d.zones) {
+      if (defined.size > 0) w.warn(w.at(`${p}.name`), `${p}: domain "${d.name}" has no zones section, so callers from every zone (and none) reach it`);
+      return;
+    }
+    const rules = d.zones.allow ?? [];
+    let reachable = d.zones.allow_unzoned === true;
+    rules.forEach((r, j) => {
+      let ok = true;
+      for (const end of ['from', 'to'] as const) {
+        const name = r[end];
+        if (name !== undefined && !defined.has(name)) {
+          ok = false;
+          const known = defined.size ? [...defined.keys()].join(', ') : 'none defined in security_mesh.zones';
+          w.error(w.at(`${p}.zones.allow[${j}].${end}`), `${p}.zones.allow[${j}].${end}: unknown zone "${name}" (known: ${known})`);
+        }
+      }
+      if (ok) reachable = true;
+    });
+    if (!reachable) {
+      w.warn(w.at(`${p}.zones#key`), `${p}: domain "${d.name}" is unreachable: no zone pair may call it and allow_unzoned is off, so every call is denied zone_denied`);
     }
   });
 }

@@ -100,6 +100,67 @@ export interface DomainPolicy {
   fhe: FheSettings | undefined;
   /** Keyring file `<keys.dir>/<name>.jwks.json`. */
   keyringFile: string;
+  /** Trust-zone rules for callers of this domain; absent means the domain is not segmented. */
+  zoneAccess?: DomainZoneAccess;
+  /** Deny (`identity_mismatch`) an agent id seen from two SPIFFE principals within the window. */
+  denySharedIdentity?: boolean;
+}
+
+/** A trust zone: the workloads whose SPIFFE principal matches one of its patterns. */
+export interface ZoneDefinition {
+  name: string;
+  principals: readonly string[];
+  /** Compiled from `principals`; "*" matches within one path segment. */
+  matches: (principal: string) => boolean;
+}
+
+export interface ZoneRule {
+  from: string;
+  /** Zone of the callee (from the destination principal); undefined means any callee. */
+  to: string | undefined;
+}
+
+/**
+ * Carries the zone definitions too, so the guard reads zones and rules from the same compiled policy
+ * as the rest of the decision (a reload never mixes old zones with new rules).
+ */
+export interface DomainZoneAccess {
+  rules: readonly ZoneRule[];
+  allowUnzoned: boolean;
+  zones: readonly ZoneDefinition[];
+}
+
+export interface RevocationLists {
+  agents: ReadonlySet<string>;
+  tokenIds: ReadonlySet<string>;
+  keyIds: ReadonlySet<string>;
+}
+
+export interface RevocationSettings extends RevocationLists {
+  /** Separate watched file with the same lists (absolute path). */
+  file: string | undefined;
+}
+
+export interface SharedIdentitySettings {
+  windowMs: number;
+  maxTrackedAgents: number;
+}
+
+export interface ServerTlsSettings {
+  certFile: string;
+  keyFile: string;
+  /** When set, clients must present a certificate signed by this CA (mTLS). */
+  clientCaFile: string | undefined;
+}
+
+export interface ServerSettings {
+  tls: ServerTlsSettings | undefined;
+  /** Checks in flight beyond this are denied `overloaded` at once. */
+  maxConcurrentChecks: number;
+  /** ext_proc streams open at once beyond this are refused. */
+  maxConcurrentStreams: number;
+  /** Total bytes of request header names and values a Check accepts. */
+  maxRequestHeaderBytes: number;
 }
 
 export interface CompiledPolicy {
@@ -115,4 +176,9 @@ export interface CompiledPolicy {
   audit: AuditSettings;
   domains: readonly DomainPolicy[];
   domainsByName: ReadonlyMap<string, DomainPolicy>;
+  /** Hardening sections (docs/hardening.md); always set by compile, optional for hand-built policies. */
+  zones?: readonly ZoneDefinition[];
+  revocation?: RevocationSettings;
+  sharedIdentity?: SharedIdentitySettings;
+  server?: ServerSettings;
 }

@@ -11,6 +11,8 @@ export interface RequestAttributes {
   headers: ReadonlyMap<string, string>;
   /** The caller's mTLS identity as Envoy saw it (a SPIFFE URI under Istio). */
   sourcePrincipal: string | undefined;
+  /** The callee's mTLS identity (its trust zone); optional for callers that build requests by hand. */
+  destinationPrincipal?: string | undefined;
   /** Per-route settings from the operator (`domain`, `hop`, ...). Never from the client. */
   contextExtensions: Readonly<Record<string, string>>;
   /** Trace id of the request, when known (for the audit record). */

@@ -122,6 +122,8 @@ async function responsePath(input: BodyInput): Promise<BodyVerdict> {
  * thrown, for the caller to answer `internal_error` and log.
  */
 export async function processBody(input: BodyInput): Promise<BodyVerdict> {
+  // An empty body carries nothing to protect or open (a DELETE, an HTTP/2 empty DATA frame).
+  if (input.body.length === 0) return { kind: 'pass', plaintext: digest(input.body), findings: NO_FINDINGS };
   try {
     return input.ctx.direction === 'request' ? await requestPath(input) : await responsePath(input);
   } catch (e) {

@@ -3,6 +3,7 @@ import type { CompiledPolicy } from '../config/types.js';
 import type { Pseudonymizer } from '../masking/pseudonym.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { Tracing } from '../telemetry/tracing.js';
 
 /**
  * What the gRPC adapters (Check, ext_proc, admin) share in one process. Built by `server/runtime.ts`.
@@ -15,4 +16,6 @@ export interface ServerContext {
   metrics: Metrics;
   log: Logger;
   pseudonyms: Pseudonymizer;
+  /** OpenTelemetry spans (a no-op unless OTEL_* configures an exporter). */
+  tracing: Tracing;
 }

@@ -8,6 +8,7 @@ import { Pseudonymizer } from '../masking/pseudonym.js';
 import type { CredentialSource, DecisionGuard } from '../policy/decide.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { createTracing, type Tracing } from '../telemetry/tracing.js';
 import type { ServerContext } from './context.js';
 import { ensureDevKeys } from './dev-keys.js';
 import { readPseudonymKey } from './pseudonym-key.js';
@@ -18,6 +19,15 @@ export interface RuntimeOptions {
   initDevKeys?: boolean;
   log?: Logger;
   metrics?: Metrics;
+  tracing?: Tracing;
+  /** Per-process audit chain (cluster workers): `audit.jsonl` → `audit.<suffix>.jsonl`. */
+  auditFileSuffix?: string;
+}
+
+function withSuffix(file: string, suffix: string): string {
+  const dot = file.lastIndexOf('.');
+  const slash = Math.max(file.lastIndexOf('/'), file.lastIndexOf('\\'));
+  return dot > slash + 1 ? `${file.slice(0, dot)}.${suffix}${file.slice(dot)}` : `${file}.${suffix}`;
 }
 
 function maxTokenAge(p: CompiledPolicy): number {
@@ -41,6 +51,7 @@ export class Runtime implements ServerContext {
     readonly metrics: Metrics,
     readonly log: Logger,
     readonly pseudonyms: Pseudonymizer,
+    readonly tracing: Tracing,
   ) {
     const policy = store.current;
     this.identityKey = JSON.stringify(policy.identity);
@@ -59,8 +70,9 @@ export class Runtime implements ServerContext {
       if (written.length) log.info({ files: written }, 'created development keys');
     }
     const pseudonyms = new Pseudonymizer(await readPseudonymKey(policy.keys.pseudonymKeyFile));
-    const audit = await FileAuditSink.open(policy.audit, { metrics, log });
-    return new Runtime(store, audit, metrics, log, pseudonyms);
+    const auditSettings = opts.auditFileSuffix ? { ...policy.audit, file: withSuffix(policy.audit.file, opts.auditFileSuffix) } : policy.audit;
+    const audit = await FileAuditSink.open(auditSettings, { metrics, log });
+    return new Runtime(store, audit, metrics, log, pseudonyms, opts.tracing ?? createTracing());
   }
 
   policy(): CompiledPolicy {
@@ -117,5 +129,6 @@ export class Runtime implements ServerContext {
     this.store.close();
     this.verifier.close();
     await this.audit.close();
+    await this.tracing.shutdown();
   }
 }

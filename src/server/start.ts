@@ -25,6 +25,13 @@ export interface StartOptions {
    * health checks) notice a not-ready PEP only after a moment, and calls arriving meanwhile must not fail.
    */
   drainDelayMs?: number;
+  /** Serve the admin HTTP listener (default true). Cluster workers leave it to the primary (`server/workers.ts`). */
+  adminHttp?: boolean;
+  /**
+   * Inserted before the audit file's extension (`audit.jsonl` → `audit.w1.jsonl`): each cluster worker
+   * keeps its own hash chain, since two processes appending to one chain would fork it.
+   */
+  auditFileSuffix?: string;
 }
 
 export interface RunningServer {
@@ -46,7 +53,7 @@ function splitAddress(addr: string): { host: string; port: number } {
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const grpcAddress = opts.grpcAddress ?? '0.0.0.0:9001';
   const adminAddress = opts.adminAddress ?? '0.0.0.0:9090';
-  const rt = await Runtime.create({ configFile: opts.configFile, initDevKeys: opts.initDevKeys, log: opts.log });
+  const rt = await Runtime.create({ configFile: opts.configFile, initDevKeys: opts.initDevKeys, log: opts.log, auditFileSuffix: opts.auditFileSuffix });
 
   const services = loadServices();
   const server = new grpc.Server({
@@ -74,6 +81,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const admin = createAdminHttpServer(rt);
   const { host, port } = splitAddress(adminAddress);
   const adminPort = await new Promise<number>((resolve, reject) => {
+    if (opts.adminHttp === false) return resolve(0);
     admin.once('error', reject);
     admin.listen(port, host, () => resolve((admin.address() as AddressInfo).port));
   }).catch(async (e: Error) => {
@@ -106,7 +114,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
           resolve();
         });
       });
-      await new Promise<void>((resolve) => admin.close(() => resolve()));
+      if (admin.listening) await new Promise<void>((resolve) => admin.close(() => resolve()));
       admin.closeAllConnections?.();
       await rt.close();
     })());

@@ -58,6 +58,16 @@ export interface Tracing {
   shutdown(): Promise<void>;
 }
 
+/**
+ * A gRPC call's metadata as a carrier: `call.metadata` of @grpc/grpc-js (structurally typed so this
+ * module does not load gRPC). Binary (`-bin`) values are skipped; keys are already lower-case.
+ */
+export function metadataCarrier(metadata: { getMap(): Record<string, unknown> }): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(metadata.getMap())) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
 const getter: TextMapGetter<Carrier> = {
   keys: (c) => (c instanceof Map ? [...c.keys()] : Object.keys(c)),
   get: (c, key) => {

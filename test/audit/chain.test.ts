@@ -169,9 +169,12 @@ test('a tampered last line makes open refuse rather than extend a broken chain',
   }
 });
 
-test('verify reports a missing file and an empty file verifies with 0 records', async () => {
+test('verify reports a missing file and a directory, and an empty file verifies with 0 records', async () => {
   const t = await tempAudit();
   try {
+    const dir = await verifyAuditChain([t.dir]);
+    assert.equal(dir.ok, false);
+    if (!dir.ok) assert.match(dir.reason, /EISDIR/);
     const missing = await verifyAuditChain([t.settings.file]);
     assert.equal(missing.ok, false);
     if (!missing.ok) assert.match(missing.reason, /ENOENT/);

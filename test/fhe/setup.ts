@@ -35,6 +35,10 @@ export const POLICY_YAML = `security_mesh:
       tier: "FHE"
       allowed_roles: ["ANALYST"]
       fhe: {paths: ["$.features", "$.rows[*].x", "$.total"], max_length: 10000}
+    - name: "fin_small"
+      tier: "FHE"
+      allowed_roles: ["ANALYST"]
+      fhe: {max_length: 8}
     - name: "memory"
       tier: "RETRIEVAL"
       allowed_roles: ["RETRIEVER"]
@@ -64,7 +68,41 @@ export async function fheFixture(yaml = POLICY_YAML): Promise<FheFixture> {
 export const enc = (v: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(v));
 export const dec = (b: Uint8Array): unknown => JSON.parse(Buffer.from(b).toString('utf8'));
 
-/** |a-b| / max(|b|, tiny): the relative error the issue bounds at 1e-6. */
+/**
+ * Relative error |a-b| / |b|, with |b| floored at 1e-3: CKKS error is absolute (~1e-9 here), so a
+ * relative bound is only meaningful away from zero.
+ */
 export function relErr(a: number, b: number): number {
-  return Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
+  return Math.abs(a - b) / Math.max(Math.abs(b), 1e-3);
+}
+
+/** Asserts every number in `got` is within 1e-6 relative of `want`, structure otherwise equal. */
+export function assertClose(got: unknown, want: unknown, where = '$'): void {
+  if (typeof want === 'number') {
+    if (typeof got !== 'number' || !(relErr(got, want) <= 1e-6)) throw new Error(`${where}: got ${String(got)}, want ${want}`);
+    return;
+  }
+  if (Array.isArray(want)) {
+    if (!Array.isArray(got) || got.length !== want.length) throw new Error(`${where}: array shape differs`);
+    want.forEach((w, i) => assertClose(got[i], w, `${where}[${i}]`));
+    return;
+  }
+  if (typeof want === 'object' && want !== null) {
+    if (typeof got !== 'object' || got === null || Array.isArray(got)) throw new Error(`${where}: not an object`);
+    const g = got as Record<string, unknown>;
+    const w = want as Record<string, unknown>;
+    const keys = Object.keys(w);
+    if (JSON.stringify(Object.keys(g)) !== JSON.stringify(keys)) throw new Error(`${where}: members differ`);
+    for (const k of keys) assertClose(g[k], w[k], `${where}.${k}`);
+    return;
+  }
+  if (got !== want) throw new Error(`${where}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+}
+
+/** Copies a domain's FHE key files to another name or folder, leaving out the secret key if asked. */
+export async function copyFheKeys(fromDir: string, from: string, toDir: string, to: string, opts: { secret: boolean }): Promise<void> {
+  const { copyFile, mkdir } = await import('node:fs/promises');
+  await mkdir(toDir, { recursive: true });
+  const parts = ['params.json', 'public.seal', 'relin.seal', 'galois.seal', ...(opts.secret ? ['secret.seal'] : [])];
+  for (const p of parts) await copyFile(path.join(fromDir, `${from}.fhe.${p}`), path.join(toDir, `${to}.fhe.${p}`));
 }

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { createTracing, type Tracing } from '../../src/telemetry/tracing.js';
+import { Metadata } from '@grpc/grpc-js';
+import { createTracing, metadataCarrier, type Tracing } from '../../src/telemetry/tracing.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-receiver.js';
 
 const SERVER = 2;
@@ -79,6 +80,20 @@ for (const protocol of ['http/protobuf', 'http/json', 'grpc'] as const) {
     assert.equal(s.resource['service.name'], 'mesh-pep-test');
   });
 }
+
+test('metadataCarrier turns real grpc-js Metadata into a carrier (B3 single in metadata)', async () => {
+  const traceId = id(16);
+  const parentId = id(8);
+  const md = new Metadata();
+  md.set('B3', `${traceId}-${parentId}-1`);
+  md.set('trace-bin', Buffer.from([1, 2, 3]));
+  const carrier = metadataCarrier(md);
+  assert.deepEqual(Object.keys(carrier), ['b3']);
+  const spans = await exported('http/protobuf', (t) => t.startServerSpan('mesh.authz.check', { grpcMetadata: carrier }).end());
+  const s = one(spans, 'mesh.authz.check');
+  assert.equal(s.traceId, traceId);
+  assert.equal(s.parentSpanId, parentId);
+});
 
 test('without trace context in the metadata, the checked request headers give the parent (W3C)', async () => {
   const traceId = id(16);

@@ -62,12 +62,14 @@ export function checkRequestToAttributes(checkRequest: unknown): RequestAttribut
   const ctx: Record<string, string> = {};
   for (const [k, v] of Object.entries(obj(attributes.context_extensions))) if (typeof v === 'string') ctx[k] = v;
   const principal = str(obj(attributes.source).principal);
+  const destination = str(obj(attributes.destination).principal);
   return {
     method: str(http.method) || headers.get(':method') || '',
     path: str(http.path) || headers.get(':path') || '',
     host: hostWithoutPort(authority),
     headers,
     sourcePrincipal: principal === '' ? undefined : principal,
+    destinationPrincipal: destination === '' ? undefined : destination,
     contextExtensions: ctx,
     traceId: undefined,
   };

@@ -4,6 +4,7 @@ import type { Runtime } from '../../server/runtime.js';
 import { authorize } from '../../server/authorize.js';
 import { checkRequestToAttributes } from './request.js';
 import { decisionToCheckResponse } from './response.js';
+import { metadataCarrier, type SpanHandle } from '../../telemetry/tracing.js';
 
 /**
  * `envoy.service.auth.v3.Authorization/Check`. Translation only: the decision is made by
@@ -13,19 +14,30 @@ import { decisionToCheckResponse } from './response.js';
 export function createCheckService(rt: Runtime): grpc.UntypedServiceImplementation {
   const check: grpc.handleUnaryCall<unknown, unknown> = (call, callback) => {
     let decided: Promise<Decision>;
+    let span: SpanHandle | undefined;
     try {
-      decided = authorize(rt, checkRequestToAttributes(call.request));
+      const attrs = checkRequestToAttributes(call.request);
+      // Envoy puts its trace context in the gRPC call's metadata; the checked request's own headers
+      // are the fallback (a client calling without a traced proxy).
+      span = rt.tracing.startServerSpan('mesh.authz.check', { grpcMetadata: metadataCarrier(call.metadata), requestHeaders: attrs.headers });
+      attrs.traceId = span.traceId;
+      decided = authorize(rt, attrs);
     } catch (e) {
       decided = Promise.reject(e);
     }
-    decided.then(
-      (d) => callback(null, decisionToCheckResponse(d)),
-      (e: unknown) => {
+    decided
+      .catch((e: unknown) => {
         rt.log.error({ err: { message: (e as Error)?.message } }, 'check failed; denying');
         rt.metrics.decisions.inc({ domain: '', decision: 'deny', reason: 'internal_error' });
-        callback(null, decisionToCheckResponse(internalErrorDecision()));
-      },
-    );
+        return internalErrorDecision();
+      })
+      .then((d) => {
+        if (span) {
+          span.setAttributes({ 'mesh.domain': d.domain, 'mesh.tier': d.tier, 'mesh.decision': d.kind, 'mesh.reason': d.reason, 'mesh.agent.role': d.role });
+          span.end();
+        }
+        callback(null, decisionToCheckResponse(d));
+      });
   };
   return { Check: check };
 }

@@ -1,11 +1,15 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ServerContext } from '../../server/context.js';
+import type { Tracing } from '../../telemetry/tracing.js';
 import { loadServices } from '../protos.js';
 import { ProtocolViolation } from './messages.js';
 import { ExtProcStream, type StreamDeps } from './stream.js';
 import { decodeRequest, encodeResponse, UNDECODABLE, type DecodedOrNot } from './wire.js';
 
-export type ExtProcOptions = Omit<StreamDeps, 'ctx'>;
+export interface ExtProcOptions extends Omit<StreamDeps, 'ctx'> {
+  /** One `mesh.extproc.<phase>` span per answered message when tracing is configured. */
+  tracing?: Tracing;
+}
 
 /**
  * The ExternalProcessor service definition with a deserializer that never throws: a message that is
@@ -38,11 +42,17 @@ export function extProcServiceDefinition(): grpc.ServiceDefinition {
  */
 export function createExtProcService(ctx: ServerContext, opts: ExtProcOptions = {}): grpc.UntypedServiceImplementation {
   return {
-    Process: (call: grpc.ServerDuplexStream<DecodedOrNot, object>) => runStream(call, { ctx, ...opts }),
+    Process: (call: grpc.ServerDuplexStream<DecodedOrNot, object>) => runStream(call, { ctx, ...opts }, opts.tracing),
   };
 }
 
-function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: StreamDeps): void {
+function metadataCarrier(call: grpc.ServerDuplexStream<DecodedOrNot, object>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(call.metadata.getMap())) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: StreamDeps, tracing: Tracing | undefined): void {
   const stream = new ExtProcStream(deps);
   const { log } = deps.ctx;
   let open = true;
@@ -59,7 +69,33 @@ function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: St
   const step = async (raw: DecodedOrNot) => {
     if (!open) return;
     try {
-      const out = await stream.handle(decodeRequest(raw));
+      const msg = decodeRequest(raw);
+      const span = tracing?.enabled
+        ? tracing.startServerSpan(`mesh.extproc.${msg.message.phase}`, {
+            grpcMetadata: metadataCarrier(call),
+            ...(msg.message.type === 'headers' && msg.message.phase === 'request_headers'
+              ? { requestHeaders: msg.message.headers }
+              : stream.requestHeaders
+                ? { requestHeaders: stream.requestHeaders }
+                : {}),
+          })
+        : undefined;
+      let out;
+      try {
+        out = await stream.handle(msg);
+      } finally {
+        const n = stream.note;
+        if (span && n) {
+          span.setAttributes({
+            ...(n.domain ? { 'mesh.domain': n.domain } : {}),
+            ...(n.tier ? { 'mesh.tier': n.tier } : {}),
+            ...(n.role ? { 'mesh.agent.role': n.role } : {}),
+            'mesh.decision': n.outcome,
+            'mesh.reason': n.reason,
+          });
+        }
+        span?.end();
+      }
       if (!open || out === undefined) return;
       call.write(encodeResponse(out));
       // After an immediate response Envoy is done with this exchange; ending the stream frees it.

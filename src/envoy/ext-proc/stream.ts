@@ -26,6 +26,17 @@ export interface StreamDeps {
   scanFor?: (domain: DomainPolicy) => PayloadScan | undefined;
 }
 
+/** What the last handled message decided, for the phase's span attributes. */
+export interface PhaseNote {
+  domain: string | undefined;
+  tier: string | undefined;
+  role: string | undefined;
+  outcome: Outcome | 'continue';
+  reason: ReasonCode | 'ok';
+  /** Request headers of the exchange (a trace-context carrier when gRPC metadata has none). */
+  requestHeaders: ReadonlyMap<string, string> | undefined;
+}
+
 type Outcome = 'transform' | 'pass' | 'deny' | 'observe';
 
 type Active = Extract<StreamState, { at: 'request' | 'response' }>;
@@ -39,6 +50,10 @@ const direction = (phase: Phase): 'request' | 'response' => (phase.startsWith('r
  */
 export class ExtProcStream {
   private state: StreamState = { at: 'start' };
+  /** The exchange's request headers once seen (trace-context carrier for later phases). */
+  requestHeaders: ReadonlyMap<string, string> | undefined;
+  /** Set by every `handle` that returns normally. */
+  note: PhaseNote | undefined;
 
   constructor(private readonly deps: StreamDeps) {}
 
@@ -52,6 +67,23 @@ export class ExtProcStream {
   }
 
   async handle(msg: InboundMessage): Promise<Outbound | undefined> {
+    if (msg.message.phase === 'request_headers' && this.state.at === 'start') this.requestHeaders = msg.message.headers;
+    const flow = 'flow' in this.state ? this.state.flow : undefined;
+    this.note = undefined;
+    const out = await this.dispatch(msg);
+    const after = 'flow' in this.state ? this.state.flow : flow;
+    this.note ??= {
+      domain: after?.domain.name,
+      tier: after?.domain.tier,
+      role: after?.role ?? undefined,
+      outcome: 'continue',
+      reason: 'ok',
+      requestHeaders: this.requestHeaders,
+    };
+    return out;
+  }
+
+  private async dispatch(msg: InboundMessage): Promise<Outbound | undefined> {
     const m = msg.message;
     const s = this.state;
     switch (s.at) {
@@ -235,11 +267,19 @@ export class ExtProcStream {
   ): Promise<Outbound | undefined> {
     this.state = { at: 'finished' };
     await this.audit(flow, phase, 'deny', reason, plaintext, findings);
-    this.count(flow, phase, 'deny');
+    this.count(flow, phase, 'deny', reason);
     return observe ? undefined : { type: 'immediate', reason };
   }
 
-  private count(flow: Flow | undefined, phase: Phase, outcome: Outcome): void {
+  private count(flow: Flow | undefined, phase: Phase, outcome: Outcome, reason: ReasonCode | 'ok' = 'ok'): void {
+    this.note = {
+      domain: flow?.domain.name,
+      tier: flow?.domain.tier,
+      role: flow?.role ?? undefined,
+      outcome,
+      reason,
+      requestHeaders: this.requestHeaders,
+    };
     this.deps.ctx.metrics.extprocOutcomes.inc({ domain: flow?.domain.name ?? '', tier: flow?.domain.tier ?? '', phase, outcome });
   }
 
