@@ -44,14 +44,23 @@ const server = http.createServer((req, res) => {
   req.on('end', () => {
     const body = Buffer.concat(chunks).toString('utf8');
     const url = new URL(req.url ?? '/', 'http://agent');
+    // One line per request in `docker compose logs <agent>`: what arrived, whatever the response path does.
+    console.log(`${req.method} ${url.pathname} content-type=${req.headers['content-type'] ?? '-'} bytes=${Buffer.byteLength(body)} mesh-domain=${req.headers['x-mesh-domain'] ?? '-'}`);
     if (url.pathname === '/healthz') return send(res, 200, 'text/plain', 'ok\n');
 
     if (mode === 'store' && url.pathname.startsWith('/items/')) {
       const id = url.pathname.slice('/items/'.length);
       if (req.method === 'PUT' || req.method === 'POST') {
         items.set(id, { body, contentType: req.headers['content-type'] ?? 'application/octet-stream' });
-        // Show what the store holds: with mesh-pep in front this is a JWE, never the plaintext.
-        return json(res, 201, { agent: name, stored: id, bytes: Buffer.byteLength(body), stored_content_type: items.get(id).contentType, stored_preview: body.slice(0, 80) });
+        // Describe what the store holds without echoing it: with mesh-pep in front it is a compact JWE
+        // (5 dot-separated parts, content type application/jose), never the plaintext.
+        return json(res, 201, {
+          agent: name,
+          stored: id,
+          bytes: Buffer.byteLength(body),
+          stored_content_type: items.get(id).contentType,
+          stored_dot_separated_parts: body.split('.').length,
+        });
       }
       const item = items.get(id);
       if (!item) return json(res, 404, { agent: name, error: 'no such item', id });

@@ -6,7 +6,7 @@ import type { DecisionReason } from '../policy/reasons.js';
  * Never put a credential, a payload or a topology header value in here.
  */
 export interface AuditEvent {
-  event: 'authz.check' | 'extproc.request_body' | 'extproc.response_body' | 'extproc.request_headers' | 'extproc.response_headers' | 'dlp.finding';
+  event: 'authz.check' | 'extproc.request_body' | 'extproc.response_body' | 'extproc.request_headers' | 'extproc.response_headers' | 'dlp.finding' | 'identity.shared';
   decision_id: string;
   domain: string | null;
   tier: Tier | null;

@@ -9,6 +9,12 @@ import type { AuditEvent } from './record.js';
  */
 const STRING_FIELDS = ['event', 'decision_id', 'domain', 'tier', 'decision', 'reason', 'agent', 'role', 'target', 'trace_id', 'audit_level', 'payload_sha256'] as const;
 
+// A field added to AuditEvent must be listed here too, or it would be dropped: this fails to compile
+// until it is.
+type Covered = (typeof STRING_FIELDS)[number] | 'payload_bytes' | 'findings';
+const everyFieldCovered: [Exclude<keyof AuditEvent, Covered>] extends [never] ? true : false = true;
+void everyFieldCovered;
+
 // Compact JWS (3 segments) / JWE (5 segments) starting with a base64url JSON header, or a bearer value.
 const CREDENTIAL_RE = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.|\bbearer\s+\S{8,}/i;
 export const REDACTED = '[redacted]';

@@ -6,6 +6,8 @@ import { formatProblem } from '../errors.js';
 import { CredentialVerifier } from '../identity/verifier.js';
 import { Pseudonymizer } from '../masking/pseudonym.js';
 import type { CredentialSource, DecisionGuard } from '../policy/decide.js';
+import { installSecurityGuards, type SecurityGuards } from '../policy/guards/install.js';
+import type { VerifiedCredential } from '../identity/verifier.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { createTracing, type Tracing } from '../telemetry/tracing.js';
@@ -42,6 +44,8 @@ export class Runtime implements ServerContext {
   private verifier: CredentialVerifier;
   private identityKey: string;
   private readonly guardList: DecisionGuard[] = [];
+  /** Trust zones, revocation and shared-identity guards (src/policy/guards). */
+  security: SecurityGuards | undefined;
   draining = false;
   listening = false;
 
@@ -72,7 +76,14 @@ export class Runtime implements ServerContext {
     const pseudonyms = new Pseudonymizer(await readPseudonymKey(policy.keys.pseudonymKeyFile));
     const auditSettings = opts.auditFileSuffix ? { ...policy.audit, file: withSuffix(policy.audit.file, opts.auditFileSuffix) } : policy.audit;
     const audit = await FileAuditSink.open(auditSettings, { metrics, log });
-    return new Runtime(store, audit, metrics, log, pseudonyms, opts.tracing ?? createTracing());
+    const rt = new Runtime(store, audit, metrics, log, pseudonyms, opts.tracing ?? createTracing());
+    try {
+      rt.security = await installSecurityGuards(rt);
+    } catch (e) {
+      await rt.close();
+      throw e;
+    }
+    return rt;
   }
 
   policy(): CompiledPolicy {
@@ -91,12 +102,18 @@ export class Runtime implements ServerContext {
     this.guardList.push(g);
   }
 
+  /** Drops cached verified credentials (revocation); the current verifier is the only cache. */
+  invalidateCredentials(pred: (c: VerifiedCredential) => boolean): void {
+    this.verifier.invalidate(pred);
+  }
+
   get ready(): boolean {
     return this.listening && !this.draining && this.audit.healthy;
   }
 
   async reload(): Promise<ReloadResult> {
     const r = await this.store.reload();
+    await this.security?.refresh();
     this.recordReload(r);
     return r;
   }
@@ -127,6 +144,7 @@ export class Runtime implements ServerContext {
 
   async close(): Promise<void> {
     this.store.close();
+    this.security?.close();
     this.verifier.close();
     await this.audit.close();
     await this.tracing.shutdown();

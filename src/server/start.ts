@@ -8,6 +8,9 @@ import { createCheckService } from '../envoy/check/service.js';
 import { createExtProcService, extProcServiceDefinition } from '../envoy/ext-proc/service.js';
 import { loadServices, packageDefinition } from '../envoy/protos.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { ServerTlsSettings } from '../config/types.js';
+import { limitStreams } from './overload.js';
+import { ReloadableServerCredentials } from './tls.js';
 import { Runtime } from './runtime.js';
 
 export interface StartOptions {
@@ -32,6 +35,8 @@ export interface StartOptions {
    * keeps its own hash chain, since two processes appending to one chain would fork it.
    */
   auditFileSuffix?: string;
+  /** TLS/mTLS for the gRPC listener; beats the policy's `server.tls` (docs/hardening.md). */
+  tls?: ServerTlsSettings;
 }
 
 export interface RunningServer {
@@ -61,7 +66,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     'grpc.keepalive_permit_without_calls': 1,
   });
   server.addService(services.Authorization.service, createCheckService(rt));
-  server.addService(extProcServiceDefinition(), createExtProcService(rt));
+  server.addService(extProcServiceDefinition(), limitStreams(rt, createExtProcService(rt)));
   server.addService(services.Admin.service, createAdminService(rt));
   const health = new HealthImplementation({
     '': 'NOT_SERVING',
@@ -71,9 +76,17 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   health.addToServer(server);
   new ReflectionService(packageDefinition()).addToServer(server);
 
-  const grpcPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(grpcAddress, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-  ).catch(async (e: Error) => {
+  const tlsFiles = opts.tls ?? rt.policy().server?.tls;
+  let tlsCreds: ReloadableServerCredentials | undefined;
+  const grpcPort = await (async () => {
+    if (tlsFiles) {
+      tlsCreds = await ReloadableServerCredentials.create(tlsFiles, { minVersion: () => rt.policy().global.tlsMinVersion, log: rt.log });
+      rt.store.onChange(() => void tlsCreds?.refresh());
+    }
+    const creds = tlsCreds ?? grpc.ServerCredentials.createInsecure();
+    return new Promise<number>((resolve, reject) => server.bindAsync(grpcAddress, creds, (err, port) => (err ? reject(err) : resolve(port))));
+  })().catch(async (e: Error) => {
+    tlsCreds?.close();
     await rt.close();
     throw new Error(`cannot listen for gRPC on ${grpcAddress}: ${e.message}`);
   });
@@ -116,6 +129,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       });
       if (admin.listening) await new Promise<void>((resolve) => admin.close(() => resolve()));
       admin.closeAllConnections?.();
+      tlsCreds?.close();
       await rt.close();
     })());
 

@@ -57,7 +57,7 @@ describe('Check denies with the contract reason codes', () => {
     assertDeny(await client.check(envoyCheckRequest({ domain: 'agent_memory', token: hs })), 'invalid_credential');
     const [h, , s] = token.split('.');
     assertDeny(await client.check(envoyCheckRequest({ domain: 'agent_memory', token: `${h}.${b64({ ...claims, role: 'ORCHESTRATOR' })}.${s}` })), 'invalid_credential');
-    assertDeny(await client.check(envoyCheckRequest({ domain: 'agent_memory', token: 'x'.repeat(70_000) })), 'invalid_credential');
+    assertDeny(await client.check(envoyCheckRequest({ domain: 'agent_memory', token: 'x'.repeat(17_000) })), 'invalid_credential');
   });
 
   it('expired_credential and credential_too_old', async () => {
@@ -92,9 +92,9 @@ describe('Check denies with the contract reason codes', () => {
     assertDeny(await client.check({ attributes: {} }), 'no_policy');
     assertDeny(await client.check({ attributes: { request: { http: {} } } }), 'no_policy');
     const token = await fx.token({ agent: 'a', role: 'RETRIEVER' });
-    // A 64 KiB header does not crash or slow the decision.
-    const big = await client.check(envoyCheckRequest({ domain: 'agent_memory', token, headers: { 'x-big': 'v'.repeat(64 * 1024) } }));
-    assert.equal(big.status.code, 0);
+    // A 64 KiB header (more than Envoy itself would forward) is refused with a reason, not processed.
+    assertDeny(await client.check(envoyCheckRequest({ domain: 'agent_memory', token, headers: { 'x-big': 'v'.repeat(64 * 1024) } })), 'payload_too_large');
+    assert.equal((await client.check(envoyCheckRequest({ domain: 'agent_memory', token }))).status.code, 0, 'still serving');
     // CR/LF in a value (only a forged request could carry it) is never echoed anywhere.
     const crlf = await client.check(envoyCheckRequest({ domain: 'agent_memory', token, headers: { 'x-agent-role': 'ADMIN\r\nx-evil: 1' } }));
     assert.equal(crlf.status.code, 0);

@@ -41,10 +41,10 @@ describe('mesh-pep CLI', () => {
     await writeFile(bad, 'security_mesh:\n  domains:\n    - name: x\n      tier: NOPE\n      allowed_roles: [A]\n      extra: 1\n');
     const res = await runCli(['validate', '--config', bad]);
     assert.equal(res.code, 1);
-    assert.deepEqual(res.stderr.trim().split('\n'), [
-      `${bad}:4:13: security_mesh.domains[0].tier: "NOPE" is not one of RETRIEVAL | COMPUTATION | FHE`,
-      `${bad}:6:7: security_mesh.domains[0].extra: unknown key "extra" (expected one of: name, tier, allowed_roles, metadata_masking, audit_level, max_token_age_ms, attestation_required, match, mask_headers, mask_response_headers, max_body_bytes, dlp, computation, fhe)`,
-    ]);
+    const lines = res.stderr.trim().split('\n');
+    assert.equal(lines.length, 2);
+    assert.equal(lines[0], `${bad}:4:13: security_mesh.domains[0].tier: "NOPE" is not one of RETRIEVAL | COMPUTATION | FHE`);
+    assert.ok(lines[1]!.startsWith(`${bad}:6:7: security_mesh.domains[0].extra: unknown key "extra" (expected one of: name, tier, `), lines[1]);
     await writeFile(bad, '\u0000\u0001 not yaml: [');
     assert.equal((await runCli(['validate', '--config', bad])).code, 1);
     const missing = await runCli(['validate', '--config', path.join(fx.dir, 'missing.yaml')]);

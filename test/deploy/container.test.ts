@@ -203,6 +203,7 @@ describe('envoy/demo-agents/agent.mjs', () => {
     const port = await startAgent({ AGENT_NAME: 'retriever', AGENT_MODE: 'store' });
     const put = await fetch(`http://127.0.0.1:${port}/items/note-1`, { method: 'PUT', headers: { 'content-type': 'application/jose' }, body: 'eyJhbGciOiJkaXIifQ..iv.ct.tag' });
     assert.equal(put.status, 201);
+    assert.deepEqual(await put.json(), { agent: 'retriever', stored: 'note-1', bytes: 29, stored_content_type: 'application/jose', stored_dot_separated_parts: 5 });
     const got = await fetch(`http://127.0.0.1:${port}/items/note-1`);
     assert.equal(got.status, 200);
     assert.equal(got.headers.get('content-type'), 'application/jose');

@@ -41,12 +41,16 @@ function clusters(config: Json): Json[] {
   return asArray(dig(config, 'static_resources.clusters'), 'clusters').map((c, i) => asObject(c, `cluster ${i}`));
 }
 
-/** Rewrites every object key to its lowerCamel JSON name (map keys here have no underscores). */
+/**
+ * Rewrites every field name to its lowerCamel JSON name. Keys with dots are map keys naming filters or
+ * extensions (`envoy.filters.http.ext_authz`) and stay as they are; the other map keys here
+ * (`context_extensions.domain`) have no underscore.
+ */
 function camelKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(camelKeys);
   if (value === null || typeof value !== 'object') return value;
   return Object.fromEntries(
-    Object.entries(value).map(([k, v]) => [k.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase()), camelKeys(v)]),
+    Object.entries(value).map(([k, v]) => [k.includes('.') ? k : k.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase()), camelKeys(v)]),
   );
 }
 
@@ -67,7 +71,9 @@ describe('envoy/envoy.yaml against Envoy protos', () => {
   });
 
   it('accepts the lowerCamel JSON names as Envoy does', () => {
-    assert.deepEqual(schema.check(BOOTSTRAP, camelKeys(bootstrap)), []);
+    const camel = camelKeys(bootstrap);
+    assert.ok(JSON.stringify(camel).includes('"staticResources"') && JSON.stringify(camel).includes('"failureModeAllow"'));
+    assert.deepEqual(schema.check(BOOTSTRAP, camel), []);
   });
 
   it('rejects a misspelt top-level field', () => {

@@ -50,7 +50,7 @@ const EVERYTHING_ON: Json = {
   serviceAccount: { annotations: { 'example.com/role': 'pep' } },
   tracing: { otlpEndpoint: 'http://jaeger-collector.observability.svc.cluster.local:4317' },
   audit: { existingClaim: 'mesh-pep-audit' },
-  keys: { issuerJwks: { secretName: '' } },
+  keys: { issuerJwks: { secretName: '' }, domainKeys: { existingClaim: 'mesh-pep-keys' } },
   policy: { securityMesh: { identity: { jwks_file: null, jwks_uri: 'https://issuer.example/.well-known/jwks.json' } } },
   istio: {
     istioOperatorOverlay: true,
@@ -147,6 +147,9 @@ describe('helm/mesh-pep rendered objects', () => {
     assert.deepEqual(validateAll(on), []);
     for (const kind of ['Telemetry', 'IstioOperator']) assert.equal(find(on, kind).length, 1, `${kind} rendered`);
     for (const filter of find(on, 'EnvoyFilter')) assert.deepEqual(envoyPatchErrors(filter), []);
+    const volumes = asArray(dig(only(on, 'Deployment'), 'spec.template.spec.volumes'), 'volumes').map((v) => asObject(v, 'volume'));
+    assert.deepEqual(volumes.find((v) => v['name'] === 'domain-keys')?.['persistentVolumeClaim'], { claimName: 'mesh-pep-keys', readOnly: true });
+    assert.equal(volumes.find((v) => v['name'] === 'issuer-jwks'), undefined, 'no issuer Secret with jwks_uri');
 
     const off = renderChart(CHART, RELEASE, MINIMAL);
     assert.deepEqual(validateAll(off), []);

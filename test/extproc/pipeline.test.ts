@@ -63,7 +63,7 @@ describe('payload pipeline (no Envoy types) with the real RETRIEVAL tier', () =>
       const text = Buffer.from(plaintext).toString();
       seen.push(text);
       if (text.includes('CANARY-1')) return { action: 'block', body: plaintext, findings: { CANARY: 1 } };
-      return { action: 'clean', body: plaintext, findings: {} };
+      return { action: 'clean', body: plaintext, findings: {} as Record<string, number> };
     };
     const blocked = await processBody({ ctx: ctx('request', 'text/plain'), body: Buffer.from('leak CANARY-1'), handler: mod.handler, scan });
     assert.deepEqual(blocked.kind === 'deny' && [blocked.reason, blocked.findings], ['dlp_blocked', { CANARY: 1 }]);

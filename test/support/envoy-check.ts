@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { envoyCheckRequest as buildCheckRequest, type EnvoyCheckOptions } from '../../src/envoy/peer/check-request.js';
 import { loadServices } from '../../src/envoy/protos.js';
 import { startServer, type RunningServer } from '../../src/server/start.js';
 import { createLogger } from '../../src/telemetry/logger.js';
@@ -9,65 +9,16 @@ import { createLogger } from '../../src/telemetry/logger.js';
  * headers with pseudo-headers, Envoy/Istio request headers, SPIFFE principals, per-route context
  * extensions), over a real gRPC client built from Envoy's protos.
  */
-export interface EnvoyRequestOptions {
-  host?: string;
-  path?: string;
-  method?: string;
-  token?: string;
-  authorization?: string;
-  headers?: Record<string, string>;
-  principal?: string;
-  domain?: string;
-  extensions?: Record<string, string>;
+export { CALLEE_SPIFFE, CALLER_SPIFFE } from '../../src/envoy/peer/check-request.js';
+
+export interface EnvoyRequestOptions extends Omit<EnvoyCheckOptions, 'sidecarHeaders'> {
   /** Omit Envoy's usual request headers (x-forwarded-*, x-envoy-*, user-agent). */
   bare?: boolean;
 }
 
-export const CALLER_SPIFFE = 'spiffe://cluster.local/ns/agents/sa/retriever';
-export const CALLEE_SPIFFE = 'spiffe://cluster.local/ns/agents/sa/memory';
-
+/** Tests default to the sidecar's full header set (about 1 KiB), as real traffic carries. */
 export function envoyCheckRequest(o: EnvoyRequestOptions = {}) {
-  const host = o.host ?? 'memory.agents.svc';
-  const path = o.path ?? '/v1/memory/items';
-  const method = o.method ?? 'POST';
-  const id = randomUUID();
-  const headers: Record<string, string> = {
-    ':authority': host,
-    ':path': path,
-    ':method': method,
-    ':scheme': 'http',
-    'x-request-id': id,
-    ...(o.bare
-      ? {}
-      : {
-          'content-type': 'application/json',
-          'user-agent': 'agent-runtime/1.4 (python-httpx)',
-          'x-forwarded-proto': 'http',
-          'x-forwarded-for': '10.12.0.7',
-          'x-envoy-attempt-count': '1',
-          'x-envoy-expected-rq-timeout-ms': '15000',
-          'x-envoy-peer-metadata-id': 'sidecar~10.12.0.7~retriever-6d9f.agents~agents.svc.cluster.local',
-          'x-envoy-peer-metadata': 'ChQKDkFQUF9DT05UQUlORVJTEgIaAA==',
-          'x-forwarded-client-cert': `By=${CALLEE_SPIFFE};Hash=4b1c2a;Subject="";URI=${CALLER_SPIFFE}`,
-          'x-b3-traceid': '80f198ee56343ba864fe8b2a57d3eff7',
-          'x-b3-spanid': 'e457b5a2e4d86bd1',
-          'x-b3-sampled': '1',
-        }),
-    ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
-    ...(o.authorization ? { authorization: o.authorization } : {}),
-    ...o.headers,
-  };
-  return {
-    attributes: {
-      source: { principal: o.principal ?? CALLER_SPIFFE, address: { socket_address: { address: '10.12.0.7', port_value: 41234 } } },
-      destination: { principal: CALLEE_SPIFFE, address: { socket_address: { address: '10.12.0.9', port_value: 8080 } } },
-      request: {
-        time: { seconds: Math.floor(Date.now() / 1000), nanos: 0 },
-        http: { id, method, path, host, scheme: 'http', protocol: 'HTTP/1.1', headers, size: '-1' },
-      },
-      context_extensions: { ...(o.domain ? { domain: o.domain } : {}), ...o.extensions },
-    },
-  };
+  return buildCheckRequest({ ...o, sidecarHeaders: !o.bare });
 }
 
 export interface HeaderOptionView {

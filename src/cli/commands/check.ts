@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
+import { envoyCheckRequest } from '../../envoy/peer/check-request.js';
 import { loadServices } from '../../envoy/protos.js';
 import { UsageError, type CliCommand } from '../command.js';
 import { required } from '../options.js';
@@ -42,28 +42,21 @@ Exit code: 0 allow, 3 deny, 1 when the server cannot be reached.`,
     });
     let token = values['no-token'] ? undefined : required(values.token, '--token (or --no-token)');
     if (token === '-') token = (await readStdin()).trim();
-    const headers: Record<string, string> = {
-      ':method': values.method!,
-      ':path': values.path!,
-      ':authority': values.host!,
-      ':scheme': 'http',
-      'x-request-id': randomUUID(),
-    };
-    if (token) headers.authorization = `Bearer ${token}`;
+    const extra: Record<string, string> = {};
     for (const h of values.header!) {
       const i = h.indexOf('=');
       if (i <= 0) throw new UsageError(`--header "${h}" must be name=value`);
-      headers[h.slice(0, i).toLowerCase()] = h.slice(i + 1);
+      extra[h.slice(0, i).toLowerCase()] = h.slice(i + 1);
     }
-    const request = {
-      attributes: {
-        source: { principal: values.principal ?? '' },
-        request: {
-          http: { id: headers['x-request-id'], method: values.method, path: values.path, host: values.host, scheme: 'http', protocol: 'HTTP/1.1', headers },
-        },
-        context_extensions: values.domain ? { domain: values.domain } : {},
-      },
-    };
+    const request = envoyCheckRequest({
+      host: values.host,
+      path: values.path,
+      method: values.method,
+      token,
+      headers: extra,
+      principal: values.principal ?? '',
+      domain: values.domain,
+    });
     const services = loadServices();
     const creds = grpc.credentials.createInsecure();
     if (values.explain) {

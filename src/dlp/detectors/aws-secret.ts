@@ -8,7 +8,7 @@ import { hasContext, type DetectContext, type Detector, type Match } from '../de
  * within 200 characters, or a secret-ish name (`aws_secret_access_key`, `SecretAccessKey`, `secret_key`)
  * as the JSON/form field or just before it.
  */
-const CANDIDATE = /(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])/g;
+const CANDIDATE = /(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])/g;
 const KEY_ID = /(?:AKIA|ASIA)[A-Z2-7]{16}/;
 const SECRET_NAME = /secret|aws.{0,24}key|credential/i;
 const NEAR = 200;

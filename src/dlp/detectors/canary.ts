@@ -6,12 +6,14 @@ import type { DetectContext, Detector, Match } from '../detector.js';
  * Operator canaries: regular expressions from the policy (`dlp.canaries`), written as a bare pattern
  * (`CANARY-[0-9a-f]{16}`) or as `/pattern/flags` with flags from `imsu`.
  *
- * Canaries are operator input run against attacker-controlled bodies, so their cost is bounded at load:
- * V8's linear-time regexp engine (the `l` flag, enabled through `--enable-experimental-regexp-engine`)
- * compiles them when available, which guarantees time linear in the text and rejects backreferences and
- * lookaround. Where that engine is unavailable, patterns with nested quantifiers or backreferences are
- * rejected and the rest run over windows of WINDOW characters, with the scanner's time budget checked
- * between windows.
+ * Canaries are operator input run against attacker-controlled bodies, so their cost is bounded:
+ *  - a pattern V8's linear-time engine accepts (the `l` flag, enabled at load through
+ *    `--enable-experimental-regexp-engine`) runs there: time linear in the text, whatever the pattern;
+ *  - otherwise (that engine rejects the i and u flags, counted repetition above ~16, backreferences,
+ *    lookaround) patterns with nested quantifiers or backreferences are refused at load, and the rest
+ *    run on the backtracking engine over windows of CANARY_WINDOW characters (overlapping by
+ *    CANARY_MAX_MATCH, the longest match a canary can report across a window edge), with the scan's
+ *    time budget checked between windows.
  */
 export const CANARY_WINDOW = 4096;
 export const CANARY_MAX_MATCH = 256;
@@ -39,6 +41,28 @@ function linearEngineAvailable(): boolean {
 export interface CompiledCanary {
   re: RegExp;
   linear: boolean;
+  /** A literal every match starts with (3+ chars, case-sensitive patterns only): texts without it are skipped. */
+  prefix: string;
+}
+
+/**
+ * The literal a pattern starts with, up to the first metacharacter (`CANARY-[0-9a-f]{16}` → `CANARY-`).
+ * Most canaries are literal-prefixed tokens, so an indexOf gate keeps their cost off ordinary traffic
+ * (the linear engine is correct but several times slower than a literal search).
+ */
+function literalPrefix(source: string, flags: string): string {
+  if (flags.includes('i')) return '';
+  let out = '';
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if ('\\^$.|?*+()[]{}'.includes(c)) {
+      // A quantifier applies to the previous literal character, which is then optional or repeated.
+      if ('?*{'.includes(c) && out.length > 0) out = out.slice(0, -1);
+      break;
+    }
+    out += c;
+  }
+  return out.length >= 3 ? out : '';
 }
 
 function engineMessage(err: unknown): string {
@@ -104,15 +128,15 @@ export function compileCanaries(patterns: readonly string[]): CompiledCanary[] {
     plain.lastIndex = 0;
     if (linearEngineAvailable()) {
       try {
-        return { re: new RegExp(source, `${flags}gl`), linear: true };
+        return { re: new RegExp(source, `${flags}gl`), linear: true, prefix: literalPrefix(source, flags) };
       } catch {
-        throw new Error(`${label}: backreferences and lookaround are not allowed in canaries (they cannot run in linear time)`);
+        // The linear engine lacks some features (the i and u flags, large counted repetition): fall back.
       }
     }
     if (unsafeForBacktracking(source)) {
       throw new Error(`${label}: nested quantifiers and backreferences are not allowed in canaries (catastrophic backtracking)`);
     }
-    return { re: plain, linear: false };
+    return { re: plain, linear: false, prefix: literalPrefix(source, flags) };
   });
 }
 
@@ -123,6 +147,7 @@ export function canaryDetector(canaries: readonly CompiledCanary[], overBudget: 
     entities: ['CANARY'],
     find(text: string, _ctx: DetectContext, _enabled: ReadonlySet<DlpEntity>, out: Match[]): void {
       for (const c of canaries) {
+        if (c.prefix !== '' && !text.includes(c.prefix)) continue;
         if (c.linear) collect(c.re, text, 0, text.length, out);
         else {
           for (let w = 0; w < text.length; w += CANARY_WINDOW - CANARY_MAX_MATCH) {

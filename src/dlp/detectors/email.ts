@@ -60,7 +60,9 @@ export const emailDetector: Detector = {
       if (s < at && e > at + 1 && boundaryOk && (next === -1 || next >= e)) {
         const local = text.slice(s, at);
         const domain = text.slice(at + 1, e);
-        if (local[local.length - 1] !== '.' && !local.includes('..') && plausibleDomain(domain) && !isPlaceholder(text.slice(s, e))) {
+        // `https://carol@git.host/…` is a URL's user name, not a mailbox (credential URIs are their own entity).
+        const urlUser = s >= 3 && text.startsWith('://', s - 3);
+        if (!urlUser && local[local.length - 1] !== '.' && !local.includes('..') && plausibleDomain(domain) && !isPlaceholder(text.slice(s, e))) {
           out.push({ start: s, end: e, entity: 'EMAIL' });
           floor = e;
         }

@@ -208,6 +208,7 @@ function scanWindows(t: Token, text: string, ctx: DetectContext, enabled: Readon
         if (j < g - 1 && t.seps[j] !== ' ') continue;
         if (t.ends[j] - t.starts[i] > MAX_WINDOW_CHARS) continue;
         if (j - i !== 3 && digitCount(t, i, j) < 7) continue; // cheap reject: nothing shorter than an IPv4 or 7 digits
+        if ((i > 0 || j < g - 1) && !unambiguousWindow(t, i, j)) continue;
         const entity = classify(t, i, j, text, ctx);
         if (entity !== undefined && enabled.has(entity)) {
           out.push({ start: i === 0 ? t.start : t.starts[i], end: t.ends[j], entity });
@@ -225,4 +226,14 @@ function digitCount(t: Token, i: number, j: number): number {
   let n = 0;
   for (let k = i; k <= j; k++) n += t.groups[k].length;
   return n;
+}
+
+/**
+ * A window cut out of a longer space-joined run (`card 4251 0090 8152 5925`) could be read in many
+ * ways; it is classified only when its own separators are not spaces (`415-555-0132`, `(415) 555-0132`)
+ * or it is a single group, so the pieces of one number are never re-read as another.
+ */
+function unambiguousWindow(t: Token, i: number, j: number): boolean {
+  for (let k = i; k < j; k++) if (t.seps[k] === ' ' && !t.parens[k]) return false;
+  return true;
 }

@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Decision } from '../../policy/decision.js';
 import type { Runtime } from '../../server/runtime.js';
-import { authorize } from '../../server/authorize.js';
+import { authorizeWithLimits } from '../../server/overload.js';
 import { checkRequestToAttributes } from './request.js';
 import { decisionToCheckResponse } from './response.js';
 import { metadataCarrier, type SpanHandle } from '../../telemetry/tracing.js';
@@ -21,7 +21,7 @@ export function createCheckService(rt: Runtime): grpc.UntypedServiceImplementati
       // are the fallback (a client calling without a traced proxy).
       span = rt.tracing.startServerSpan('mesh.authz.check', { grpcMetadata: metadataCarrier(call.metadata), requestHeaders: attrs.headers });
       attrs.traceId = span.traceId;
-      decided = authorize(rt, attrs);
+      decided = authorizeWithLimits(rt, attrs, call.getDeadline());
     } catch (e) {
       decided = Promise.reject(e);
     }

@@ -1,13 +1,13 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ServerContext } from '../../server/context.js';
-import type { Tracing } from '../../telemetry/tracing.js';
+import type { SpanHandle, Tracing } from '../../telemetry/tracing.js';
 import { loadServices } from '../protos.js';
 import { ProtocolViolation } from './messages.js';
 import { ExtProcStream, type StreamDeps } from './stream.js';
 import { decodeRequest, encodeResponse, UNDECODABLE, type DecodedOrNot } from './wire.js';
 
 export interface ExtProcOptions extends Omit<StreamDeps, 'ctx'> {
-  /** One `mesh.extproc.<phase>` span per answered message when tracing is configured. */
+  /** One `mesh.extproc.<phase>` span per message; defaults to the server context's tracing. */
   tracing?: Tracing;
 }
 
@@ -42,7 +42,7 @@ export function extProcServiceDefinition(): grpc.ServiceDefinition {
  */
 export function createExtProcService(ctx: ServerContext, opts: ExtProcOptions = {}): grpc.UntypedServiceImplementation {
   return {
-    Process: (call: grpc.ServerDuplexStream<DecodedOrNot, object>) => runStream(call, { ctx, ...opts }, opts.tracing),
+    Process: (call: grpc.ServerDuplexStream<DecodedOrNot, object>) => runStream(call, { ctx, ...opts }, opts.tracing ?? ctx.tracing),
   };
 }
 
@@ -57,6 +57,7 @@ function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: St
   const { log } = deps.ctx;
   let open = true;
   let queue: Promise<void> = Promise.resolve();
+  let first: SpanHandle | undefined;
 
   const close = (status?: { code: grpc.status; details: string }) => {
     if (!open) return;
@@ -70,7 +71,8 @@ function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: St
     if (!open) return;
     try {
       const msg = decodeRequest(raw);
-      const span = tracing?.enabled
+      // Also when no exporter is configured: the span handle still reads the incoming trace id.
+      const span = tracing
         ? tracing.startServerSpan(`mesh.extproc.${msg.message.phase}`, {
             grpcMetadata: metadataCarrier(call),
             ...(msg.message.type === 'headers' && msg.message.phase === 'request_headers'
@@ -78,8 +80,11 @@ function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: St
               : stream.requestHeaders
                 ? { requestHeaders: stream.requestHeaders }
                 : {}),
-          })
+          }, first)
         : undefined;
+      // Later phases of the exchange join the first phase's trace even when nothing was propagated.
+      first ??= span;
+      if (span?.traceId) stream.traceId ??= span.traceId;
       let out;
       try {
         out = await stream.handle(msg);

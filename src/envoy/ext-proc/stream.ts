@@ -52,6 +52,8 @@ export class ExtProcStream {
   private state: StreamState = { at: 'start' };
   /** The exchange's request headers once seen (trace-context carrier for later phases). */
   requestHeaders: ReadonlyMap<string, string> | undefined;
+  /** Trace id of the exchange from the gRPC metadata (wins over the request headers' for the audit). */
+  traceId: string | undefined;
   /** Set by every `handle` that returns normally. */
   note: PhaseNote | undefined;
 
@@ -114,6 +116,7 @@ export class ExtProcStream {
     // (a response header never can: it comes from the callee).
     const requestHeaders = m.phase === 'request_headers' ? m.headers : undefined;
     const flow = resolveFlow(ctx.policy(), ctx.pseudonyms, msg.authz, requestHeaders);
+    if (flow && this.traceId) flow.traceId = this.traceId;
     if (!flow) return this.refuse(undefined, m.phase, 'no_policy', msg.observability, undefined);
     let module;
     try {

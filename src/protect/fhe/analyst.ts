@@ -366,28 +366,46 @@ class Ops {
   }
 
   /**
-   * Brings two ciphertexts to the same level (the lower) and scale. Scales of values that went through
-   * different rescales differ by the ratio of 2^40 to a 40-bit prime (under 1e-6); those are
-   * reconciled, anything further apart is refused.
+   * Brings two ciphertexts to the same level and exactly the same scale. Values that went through
+   * different rescales have scales differing by the ratio of 2^40 to a 40-bit prime (~1e-7):
+   * relabelling the scale would add that much relative error, so the operand with more depth left
+   * is instead multiplied by ones encoded at the scale that lands exactly on the other's.
    */
   private align(a: CipherText, b: CipherText): [CipherText, CipherText] {
-    const ev = this.keys.evaluator;
-    let l = a;
-    let r = b;
     const la = this.level(a);
     const lb = this.level(b);
-    if (la > lb) l = ev.cipherModSwitchTo(a, b.parmsId) as CipherText;
-    else if (lb > la) r = ev.cipherModSwitchTo(b, a.parmsId) as CipherText;
-    if (l.scale !== r.scale) {
-      if (Math.abs(l.scale - r.scale) / l.scale > 1e-6) {
-        if (l !== a) l.delete();
-        if (r !== b) r.delete();
-        throw new PayloadError('payload_rejected', 'operands have incompatible scales (different multiplication depths)');
-      }
-      if (r === b) r = b.clone();
-      r.setScale(l.scale);
+    if (la === lb) {
+      if (a.scale !== b.scale) throw new PayloadError('payload_rejected', 'operands at the same depth have different scales');
+      return [a, b];
     }
-    return [l, r];
+    return la > lb ? [this.matchTo(a, b), b] : [a, this.matchTo(b, a)];
+  }
+
+  /** A copy of `ct` (higher level) at `target`'s level and scale. */
+  private matchTo(ct: CipherText, target: CipherText): CipherText {
+    const ev = this.keys.evaluator;
+    let out: CipherText;
+    if (ct.scale === target.scale) {
+      out = ev.cipherModSwitchTo(ct, target.parmsId) as CipherText;
+    } else {
+      const moduli = this.keys.context.getContextData(ct.parmsId).parms.coeffModulus;
+      const plainScale = (target.scale * Number(moduli[moduli.length - 1]!)) / ct.scale;
+      const ones = this.encodeAt(new Array<number>(CKKS.slots).fill(1), plainScale, ct);
+      try {
+        out = ev.multiplyPlain(ct, ones) as CipherText;
+      } finally {
+        ones.delete();
+      }
+      ev.rescaleToNext(out, out);
+      if (this.level(out) > this.level(target)) ev.cipherModSwitchTo(out, target.parmsId, out);
+    }
+    // What is left is floating-point rounding in SEAL's scale arithmetic (~1 ulp).
+    if (Math.abs(out.scale - target.scale) / target.scale > 1e-12) {
+      out.delete();
+      throw new PayloadError('payload_rejected', 'operands have incompatible scales');
+    }
+    out.setScale(target.scale);
+    return out;
   }
 
   private addAligned(a: CipherText, b: CipherText): CipherText {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PayloadError } from '../../errors.js';
-import { CKKS, createContext, paramsFileFor, parseParamsFile } from './params.js';
+import { CKKS, sealContext, paramsFileFor, parseParamsFile } from './params.js';
 import {
   loadSeal,
   onSealDiscarded,
@@ -79,7 +79,7 @@ export async function generateFheKeys(dir: string, domain: string): Promise<stri
     throw new Error(`FHE key files exist without ${files.params}: ${stray.join(', ')}; move them away or restore the params file`);
   }
   const seal = await loadSeal();
-  const context = createContext(seal);
+  const context = sealContext(seal);
   const zstd = seal.ComprModeType.zstd;
   const keygen = seal.KeyGenerator(context);
   const secret = keygen.secretKey();
@@ -95,7 +95,7 @@ export async function generateFheKeys(dir: string, domain: string): Promise<stri
     await writeAtomic(files.galois, galois.saveArray(zstd), 0o644);
     await writeAtomic(files.params, `${JSON.stringify(paramsFileFor(keyIdFor(pubBytes)), null, 2)}\n`, 0o644);
   } finally {
-    for (const o of [pub, relin, galois, secret, keygen, context]) o.delete();
+    for (const o of [pub, relin, galois, secret, keygen]) o.delete();
   }
   return [files.secret, files.public, files.relin, files.galois, files.params];
 }
@@ -172,7 +172,7 @@ async function buildKeySet(dir: string, domain: string, opts: LoadOptions): Prom
   if (!publicBytes && !secretBytes) throw new PayloadError('payload_rejected', `domain ${domain} has no FHE public key (${files.public})`);
 
   const seal = await loadSeal();
-  const context = createContext(seal);
+  const context = sealContext(seal);
   let secretKey: SecretKey | undefined;
   if (secretBytes) {
     secretKey = seal.SecretKey();

@@ -85,13 +85,22 @@ export function parseParamsFile(file: string, text: string): FheParamsFile {
   return doc as FheParamsFile;
 }
 
-/** A SEAL context for the parameter set; one per loaded key set (contexts are cheap next to keys). */
-export function createContext(seal: SEALLibrary): Context {
-  const parms = seal.EncryptionParameters(seal.SchemeType.ckks);
-  parms.setPolyModulusDegree(CKKS.polyModulusDegree);
-  parms.setCoeffModulus(seal.CoeffModulus.Create(CKKS.polyModulusDegree, Int32Array.from(CKKS.coeffModulusBits)));
-  const context = seal.Context(parms, true, seal.SecurityLevel.tc128);
-  parms.delete();
-  if (!context.parametersSet()) throw new Error('SEAL rejected the CKKS parameter set');
+const contexts = new WeakMap<SEALLibrary, Context>();
+
+/**
+ * The SEAL context for the parameter set, one per WASM instance and shared by every domain's keys
+ * (building it precomputes NTT tables for each level, which is the slow part of loading keys).
+ */
+export function sealContext(seal: SEALLibrary): Context {
+  let context = contexts.get(seal);
+  if (!context) {
+    const parms = seal.EncryptionParameters(seal.SchemeType.ckks);
+    parms.setPolyModulusDegree(CKKS.polyModulusDegree);
+    parms.setCoeffModulus(seal.CoeffModulus.Create(CKKS.polyModulusDegree, Int32Array.from(CKKS.coeffModulusBits)));
+    context = seal.Context(parms, true, seal.SecurityLevel.tc128);
+    parms.delete();
+    if (!context.parametersSet()) throw new Error('SEAL rejected the CKKS parameter set');
+    contexts.set(seal, context);
+  }
   return context;
 }

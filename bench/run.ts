@@ -1,0 +1,364 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { driveChecks, driveExtProc, type DriverResult } from './drivers.js';
+import { createBenchFixture } from './fixture.js';
+import { encodeCheckRequest, envoyCheckRequest, grpcFrame, headerBytes } from './frames.js';
+import { findH2load, runH2load, type LoadResult } from './h2load.js';
+
+/**
+ * `npm run bench [-- --quick]`: mesh-pep against a bare grpc-js server, side by side in one run.
+ * See BENCHMARKS.md for what each scenario means and the latest figures.
+ */
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '../..');
+const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+const BARE = path.join(HERE, 'bare-server.js');
+const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
+
+interface Options {
+  quick: boolean;
+  durationS: number;
+  warmupS: number;
+  rounds: number;
+  json: string;
+}
+
+function parseOptions(argv: string[]): Options {
+  const quick = argv.includes('--quick');
+  const json = argv.includes('--json') ? argv[argv.indexOf('--json') + 1]! : path.join(ROOT, 'bench/results/latest.json');
+  return { quick, durationS: quick ? 3 : 8, warmupS: quick ? 1 : 2, rounds: quick ? 1 : 2, json };
+}
+
+// ----------------------------------------------------------------------------------------- processes
+
+interface Proc {
+  child: ChildProcess;
+  port: number;
+  adminPort?: number;
+  readyMs?: number;
+}
+
+async function freePort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function get(port: number, p: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: p, timeout: 2000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', () => resolve({ status: 0, body: '' }));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
+async function startBare(): Promise<Proc> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [BARE, `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (c) => reject(new Error(`bare server exited (${c})`)));
+  });
+  return { child, port };
+}
+
+/** Starts `mesh-pep serve`; ready time is spawn → first 200 from /readyz (polled every 5 ms). */
+async function startPep(policyFile: string, workers: number, env: NodeJS.ProcessEnv = {}): Promise<Proc> {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const t0 = performance.now();
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--config', policyFile, '--grpc-address', `127.0.0.1:${port}`, '--admin-address', `127.0.0.1:${adminPort}`, '--no-init-keys', '--drain-delay', '0', '--workers', String(workers)],
+    { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn', ...env } },
+  );
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  for (;;) {
+    if (exited) throw new Error('mesh-pep serve exited during start');
+    if ((await get(adminPort, '/readyz')).status === 200) break;
+    if (performance.now() - t0 > 30_000) throw new Error('mesh-pep serve not ready within 30 s');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return { child, port, adminPort, readyMs: performance.now() - t0 };
+}
+
+async function stop(p: Proc): Promise<void> {
+  if (p.child.exitCode !== null) return;
+  const done = new Promise<void>((r) => p.child.once('exit', () => r()));
+  p.child.kill('SIGTERM');
+  await done;
+}
+
+/** Resident memory of a process and its children (cluster workers), in MB. */
+async function rssMb(pid: number): Promise<number> {
+  let kb = 0;
+  const visit = async (p: number) => {
+    try {
+      const status = await readFile(`/proc/${p}/status`, 'utf8');
+      kb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      const kids = (await readFile(`/proc/${p}/task/${p}/children`, 'utf8')).trim();
+      for (const k of kids ? kids.split(/\s+/) : []) await visit(Number(k));
+    } catch {
+      /* gone */
+    }
+  };
+  await visit(pid);
+  return kb / 1024;
+}
+
+async function withRss<T>(pid: number | undefined, fn: () => Promise<T>): Promise<{ result: T; rssMb: number }> {
+  let max = 0;
+  const timer = setInterval(() => {
+    if (pid) void rssMb(pid).then((m) => (max = Math.max(max, m)));
+  }, 250);
+  try {
+    const result = await fn();
+    if (pid) max = Math.max(max, await rssMb(pid));
+    return { result, rssMb: max };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function decisionCount(metrics: string, domain: string, decision: string): number {
+  let n = 0;
+  const re = new RegExp(`^mesh_pep_decisions_total\\{domain="${domain}",decision="${decision}",reason="[^"]*"\\} (\\d+)`, 'gm');
+  for (const m of metrics.matchAll(re)) n += Number(m[1]);
+  return n;
+}
+
+// ------------------------------------------------------------------------------------------- scenarios
+
+interface Row {
+  scenario: string;
+  target: 'bare' | 'mesh-pep';
+  workers?: number;
+  mode: string;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  requests: number;
+  failed: number;
+  ratio?: number;
+  rssMb?: number;
+  note?: string;
+}
+
+function row(scenario: string, target: Row['target'], mode: string, r: LoadResult | DriverResult, extra: Partial<Row> = {}): Row {
+  return { scenario, target, mode, rps: r.rps, p50Ms: r.p50Ms, p99Ms: r.p99Ms, p999Ms: r.p999Ms, requests: r.requests, failed: r.failed, ...extra };
+}
+
+async function main(): Promise<number> {
+  const opts = parseOptions(process.argv.slice(2));
+  if (!(await findH2load())) {
+    process.stderr.write('h2load not found. Install it (Debian/Ubuntu): apt-get update && apt-get install -y nghttp2-client\n');
+    return 1;
+  }
+  const fx = await createBenchFixture();
+  const work = path.join(fx.dir, 'load');
+  await mkdir(work, { recursive: true });
+  const rows: Row[] = [];
+  const facts: Record<string, number | string> = {};
+  let bare: Proc | undefined;
+  let pep: Proc | undefined;
+  try {
+    const [steady] = await fx.mint({ agent: 'agent-7', role: 'RETRIEVER' });
+    const [executor] = await fx.mint({ agent: 'agent-9', role: 'EXECUTOR' });
+    const data: Record<string, string> = {};
+    for (const [name, domain, token] of [
+      ['plain', 'bench_plain', steady],
+      ['masked', 'bench_masked', steady],
+      ['full', 'bench_full', steady],
+      ['deny', 'bench_plain', executor],
+    ] as const) {
+      const req = envoyCheckRequest({ domain, token });
+      if (name === 'plain') facts.request_header_bytes = headerBytes(req);
+      const bytes = encodeCheckRequest(req);
+      if (name === 'plain') facts.check_request_bytes = bytes.length;
+      data[name] = path.join(work, `${name}.bin`);
+      await writeFile(data[name]!, grpcFrame(bytes));
+    }
+
+    bare = await startBare();
+    pep = await startPep(fx.policyFile, 1);
+    facts.ready_ms_workers_1 = Math.round(pep.readyMs!);
+    const urlOf = (p: Proc) => `http://127.0.0.1:${p.port}${CHECK_PATH}`;
+    const base = { durationS: opts.durationS, warmupS: opts.warmupS, logFile: path.join(work, 'h2load.log') };
+    const max = { clients: 4, streams: 32 };
+    const log = (s: string) => process.stderr.write(s + '\n');
+
+    // Sanity: the PEP really decides (allow / deny) what each data file carries, counted in /metrics.
+    const before = (await get(pep.adminPort!, '/metrics')).body;
+
+    // 1. cached credential, max throughput, alternating bare / mesh-pep
+    const bareMax: LoadResult[] = [];
+    const pepMax: LoadResult[] = [];
+    let pepMaxRss = 0;
+    for (let i = 0; i < opts.rounds; i++) {
+      log(`cached credential, max throughput, round ${i + 1}/${opts.rounds}`);
+      bareMax.push(await runH2load({ ...base, ...max, url: urlOf(bare), dataFile: data.plain! }));
+      const { result, rssMb } = await withRss(pep.child.pid, () => runH2load({ ...base, ...max, url: urlOf(pep!), dataFile: data.plain! }));
+      pepMax.push(result);
+      pepMaxRss = Math.max(pepMaxRss, rssMb);
+    }
+    const best = (rs: LoadResult[]) => rs.reduce((a, b) => (b.rps > a.rps ? b : a));
+    const bareBest = best(bareMax);
+    const pepBest = best(pepMax);
+    rows.push(row('cached credential', 'bare', 'max', bareBest));
+    rows.push(row('cached credential', 'mesh-pep', 'max', pepBest, { workers: 1, ratio: pepBest.rps / bareBest.rps, rssMb: pepMaxRss }));
+
+    // 2. fixed rates (latency)
+    for (const rps of [1000, 3000]) {
+      log(`cached credential at ${rps} rps`);
+      const fixed = { clients: 4, streams: 8, rps };
+      rows.push(row('cached credential', 'bare', `${rps} rps`, await runH2load({ ...base, ...fixed, url: urlOf(bare), dataFile: data.plain! })));
+      rows.push(row('cached credential', 'mesh-pep', `${rps} rps`, await runH2load({ ...base, ...fixed, url: urlOf(pep), dataFile: data.plain! }), { workers: 1 }));
+    }
+
+    // 3. deny path, masking domain, FULL_MESH audit (max throughput; ratios to the bare best)
+    for (const [scenario, file] of [
+      ['deny (role_not_allowed)', data.deny!],
+      ['masking domain', data.masked!],
+      ['audit FULL_MESH (durable)', data.full!],
+    ] as const) {
+      log(scenario);
+      const { result, rssMb } = await withRss(pep.child.pid, () => runH2load({ ...base, ...max, url: urlOf(pep!), dataFile: file }));
+      rows.push(row(scenario, 'mesh-pep', 'max', result, { workers: 1, ratio: result.rps / bareBest.rps, rssMb }));
+    }
+    const fullRow = rows.find((r) => r.scenario.startsWith('audit FULL_MESH'))!;
+    fullRow.note = `${(fullRow.rps / pepBest.rps).toFixed(2)}× audit off (cached credential row)`;
+    const fullLatency = await runH2load({ ...base, clients: 4, streams: 8, rps: 1000, url: urlOf(pep), dataFile: data.full! });
+    rows.push(row('audit FULL_MESH (durable)', 'mesh-pep', '1000 rps', fullLatency, { workers: 1 }));
+
+    const after = (await get(pep.adminPort!, '/metrics')).body;
+    facts.allowed_plain = decisionCount(after, 'bench_plain', 'allow') - decisionCount(before, 'bench_plain', 'allow');
+    facts.denied_plain = decisionCount(after, 'bench_plain', 'deny') - decisionCount(before, 'bench_plain', 'deny');
+    facts.allowed_masked = decisionCount(after, 'bench_masked', 'allow') - decisionCount(before, 'bench_masked', 'allow');
+    facts.allowed_full = decisionCount(after, 'bench_full', 'allow') - decisionCount(before, 'bench_full', 'allow');
+
+    // 4. cold credential: every request a token never seen before (Node driver, pre-encoded requests)
+    const coldN = opts.quick ? 12_000 : 30_000;
+    log(`minting ${coldN} credentials for the cold scenario`);
+    const coldTokens = await fx.mint({ agent: 'agent-cold', role: 'RETRIEVER', n: coldN });
+    const coldReqs = coldTokens.map((t) => encodeCheckRequest(envoyCheckRequest({ domain: 'bench_plain', token: t })));
+    log('cold credential');
+    const warmReqs = Array.from({ length: coldN }, () => coldReqs[0]!);
+    const cachedNode = await driveChecks({ address: `127.0.0.1:${pep.port}`, requests: warmReqs, concurrency: 32, durationS: opts.durationS / 2, expectCode: 0 });
+    rows.push(row('cached credential (Node driver)', 'mesh-pep', 'max', cachedNode, { workers: 1, note: 'same driver as the cold row' }));
+    const { result: cold, rssMb: coldRss } = await withRss(pep.child.pid, () =>
+      driveChecks({ address: `127.0.0.1:${pep!.port}`, requests: coldReqs.slice(1), concurrency: 32, durationS: opts.durationS, expectCode: 0 }),
+    );
+    rows.push(row('cold credential (Node driver)', 'mesh-pep', 'max', cold, { workers: 1, rssMb: coldRss }));
+
+    // 5. ext_proc RETRIEVAL round trips (Node driver: h2load cannot do bidirectional streams)
+    for (const [label, size, concurrency] of [
+      ['ext_proc RETRIEVAL 4 KiB', 4 * 1024, 1],
+      ['ext_proc RETRIEVAL 64 KiB', 64 * 1024, 8],
+    ] as const) {
+      log(label);
+      const body = jsonBody(size);
+      const ext = { domain: 'bench_plain', body, concurrency, durationS: opts.durationS / 2 };
+      const b = await driveExtProc({ ...ext, address: `127.0.0.1:${bare.port}`, protectedBody: false });
+      const { result: p, rssMb } = await withRss(pep.child.pid, () => driveExtProc({ ...ext, address: `127.0.0.1:${pep!.port}`, protectedBody: true }));
+      rows.push(row(label, 'bare', `c=${concurrency}`, b, { note: `${b.mbPerS.toFixed(0)} MB/s` }));
+      rows.push(
+        row(label, 'mesh-pep', `c=${concurrency}`, p, {
+          workers: 1,
+          rssMb,
+          ratio: p.rps / b.rps,
+          note: `${p.mbPerS.toFixed(0)} MB/s; +${(p.p50Ms - b.p50Ms).toFixed(3)} ms p50 over bare`,
+        }),
+      );
+    }
+    await stop(pep);
+    pep = undefined;
+
+    // 6. --workers 2
+    log('--workers 2');
+    pep = await startPep(fx.policyFile, 2);
+    facts.ready_ms_workers_2 = Math.round(pep.readyMs!);
+    const bare2 = await runH2load({ ...base, ...max, url: urlOf(bare), dataFile: data.plain! });
+    const { result: w2, rssMb: w2Rss } = await withRss(pep.child.pid, () => runH2load({ ...base, ...max, url: urlOf(pep!), dataFile: data.plain! }));
+    rows.push(row('cached credential', 'bare', 'max (again)', bare2));
+    rows.push(row('cached credential', 'mesh-pep', 'max', w2, { workers: 2, ratio: w2.rps / bare2.rps, rssMb: w2Rss }));
+    const w2cold = await driveChecks({ address: `127.0.0.1:${pep.port}`, requests: coldReqs.slice(1).reverse(), concurrency: 32, durationS: opts.durationS, expectCode: 0 });
+    rows.push(row('cold credential (Node driver)', 'mesh-pep', 'max', w2cold, { workers: 2, note: 'tokens fresh to this process' }));
+    await stop(pep);
+    pep = undefined;
+  } finally {
+    if (pep) await stop(pep);
+    if (bare) await stop(bare);
+    await fx.cleanup();
+  }
+
+  const machine = {
+    nproc: os.availableParallelism(),
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    date: new Date().toISOString(),
+    command: `npm run bench${opts.quick ? ' -- --quick' : ''}`,
+    durationS: opts.durationS,
+    warmupS: opts.warmupS,
+  };
+  await mkdir(path.dirname(opts.json), { recursive: true });
+  await writeFile(opts.json, JSON.stringify({ machine, facts, rows }, null, 2) + '\n');
+  process.stdout.write(table(rows) + '\n');
+  process.stdout.write(Object.entries(facts).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n');
+  process.stdout.write(`results: ${path.relative(process.cwd(), opts.json)}\n`);
+  return 0;
+}
+
+/** A JSON document of about `size` bytes, shaped like an agent memory write. */
+function jsonBody(size: number): Buffer {
+  const items: object[] = [];
+  let i = 0;
+  let text = '';
+  while (text.length < size) {
+    items.push({ id: `mem-${i}`, kind: 'note', text: `observation ${i}: the retriever saw document ${i * 7} with score 0.${(i * 37) % 100}`, tags: ['agent', 'memory'] });
+    i++;
+    text = JSON.stringify({ agent: 'agent-7', items });
+  }
+  return Buffer.from(text);
+}
+
+function table(rows: Row[]): string {
+  const head = ['scenario', 'target', 'w', 'mode', 'req/s', 'ratio', 'p50 ms', 'p99 ms', 'p99.9 ms', 'failed', 'RSS MB', 'note'];
+  const lines = rows.map((r) => [
+    r.scenario,
+    r.target,
+    r.workers === undefined ? '' : String(r.workers),
+    r.mode,
+    r.rps.toFixed(0),
+    r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}×`,
+    r.p50Ms.toFixed(3),
+    r.p99Ms.toFixed(3),
+    r.p999Ms.toFixed(3),
+    String(r.failed),
+    r.rssMb === undefined ? '' : r.rssMb.toFixed(0),
+    r.note ?? '',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (l: string[]) => `| ${l.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [fmt(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n');
+}
+
+main().then(
+  (code) => (process.exitCode = code),
+  (e: unknown) => {
+    process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
+    process.exitCode = 1;
+  },
+);
