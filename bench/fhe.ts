@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { FheAnalyst } from '../src/protect/fhe/analyst.js';
 import { decryptValue, encryptValues } from '../src/protect/fhe/codec.js';
 import { generateFheKeys, loadFheKeys } from '../src/protect/fhe/keys.js';
-import { CKKS } from '../src/protect/fhe/params.js';
+import { CKKS, sealContext } from '../src/protect/fhe/params.js';
 import { loadSeal, sealLoadMillis } from '../src/protect/fhe/seal.js';
 
 const { values: opts } = parseArgs({ options: { iterations: { type: 'string', default: '100' } } });
@@ -38,8 +38,9 @@ async function timeAsync<T>(fn: () => Promise<T>): Promise<[T, number]> {
 
 const dir = await mkdtemp(path.join(tmpdir(), 'mesh-pep-bench-fhe-'));
 try {
-  await loadSeal();
+  const seal = await loadSeal();
   const wasmMs = sealLoadMillis()!;
+  const [, contextMs] = time(() => sealContext(seal));
   const [, keygenMs] = await timeAsync(() => generateFheKeys(dir, 'bench'));
   // Fresh loads (the cache is keyed by folder/domain/secret): the owner, then a public-key-only side.
   const [owner, ownerLoadMs] = await timeAsync(() => loadFheKeys(dir, 'bench', { secret: 'auto' }));
@@ -81,6 +82,7 @@ try {
     params: `CKKS ${CKKS.securityLevel} N=${CKKS.polyModulusDegree} q=[${CKKS.coeffModulusBits.join(',')}] scale=2^${CKKS.scaleBits}`,
     iterations: N,
     wasm_load_ms: +wasmMs.toFixed(1),
+    context_ms: +contextMs.toFixed(1),
     keygen_ms: +keygenMs.toFixed(1),
     key_load_owner_ms: +ownerLoadMs.toFixed(1),
     key_load_public_ms: +publicLoadMs.toFixed(1),

@@ -12,8 +12,11 @@ import type { ServerTlsSettings } from '../config/types.js';
 import { limitStreams } from './overload.js';
 import { ReloadableServerCredentials } from './tls.js';
 import { Runtime } from './runtime.js';
+import type { Tracing } from '../telemetry/tracing.js';
 
 export interface StartOptions {
+  /** Tracing to use instead of the one configured from OTEL_* (tests pass their own exporter). */
+  tracing?: Tracing;
   configFile: string;
   grpcAddress?: string;
   adminAddress?: string;
@@ -58,7 +61,7 @@ function splitAddress(addr: string): { host: string; port: number } {
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const grpcAddress = opts.grpcAddress ?? '0.0.0.0:9001';
   const adminAddress = opts.adminAddress ?? '0.0.0.0:9090';
-  const rt = await Runtime.create({ configFile: opts.configFile, initDevKeys: opts.initDevKeys, log: opts.log, auditFileSuffix: opts.auditFileSuffix });
+  const rt = await Runtime.create({ configFile: opts.configFile, initDevKeys: opts.initDevKeys, log: opts.log, auditFileSuffix: opts.auditFileSuffix, tracing: opts.tracing });
 
   const services = loadServices();
   const server = new grpc.Server({
