@@ -1,3 +1,4 @@
+import { parseFieldPath } from '../protect/computation/json-path.js';
 import type { RawPolicy } from './raw.js';
 import type { SchemaWalker } from './schema-walker.js';
 
@@ -51,6 +52,16 @@ export function checkSemantics(raw: RawPolicy, w: SchemaWalker): void {
         names.add(party.name);
       });
     }
+    const checkPaths = (list: string[] | undefined, at: string) =>
+      list?.forEach((fieldPath, j) => {
+        try {
+          parseFieldPath(fieldPath);
+        } catch (e) {
+          w.error(w.at(`${p}.${at}[${j}]`), `${p}.${at}[${j}]: ${(e as Error).message}`);
+        }
+      });
+    checkPaths(d.computation?.fields, 'computation.fields');
+    checkPaths(d.fhe?.paths, 'fhe.paths');
     d.dlp?.canaries?.forEach((re, j) => {
       try {
         new RegExp(re, 'u');

@@ -100,6 +100,12 @@ describe('policy file', () => {
     assert.ok(e.some((x) => /domains\[1\]\.computation: mode mpc needs at least two parties/.test(x)));
   });
 
+  it('JSON field paths are checked at load, not per request', () => {
+    const e = errors(`${head}    - name: a\n      tier: FHE\n      allowed_roles: [X]\n      fhe: {paths: ["$.ok", "not a path["]}\n`);
+    assert.equal(e.length, 1, e.join('\n'));
+    assert.match(e[0]!, /^p\.yaml:6:\d+: security_mesh\.domains\[0\]\.fhe\.paths\[1\]: /);
+  });
+
   it('warns about OUTPUT_ONLY audits of sensitive domains and untrusted attestation', () => {
     const { policy, problems } = parsePolicy(`${head}    - name: a\n      tier: FHE\n      allowed_roles: [X]\n      metadata_masking: true\n      attestation_required: true\n      audit_level: OUTPUT_ONLY\n`, 'p.yaml');
     assert.ok(policy);

@@ -1,5 +1,6 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
 import { CheckClient, startTestServer, type CheckResponseView } from '../support/envoy-check.js';
 import { createMeshFixture, policyYaml, type MeshFixture } from '../support/mesh-fixture.js';
@@ -20,9 +21,13 @@ export interface SecurityHarness {
   close(): Promise<void>;
 }
 
-export async function startHarness(yaml = policyYaml(), extra: { watchPolicy?: boolean } = {}): Promise<SecurityHarness> {
+export async function startHarness(
+  yaml = policyYaml(),
+  extra: { watchPolicy?: boolean; files?: Record<string, string> } = {},
+): Promise<SecurityHarness> {
   const fx = await createMeshFixture(yaml);
-  const server = await startTestServer(fx.policyFile, extra);
+  for (const [name, text] of Object.entries(extra.files ?? {})) await writeFile(path.join(fx.dir, name), text);
+  const server = await startTestServer(fx.policyFile, { watchPolicy: extra.watchPolicy });
   const client = new CheckClient(server.address);
   const issuerJwk = JSON.parse(await readFile(fx.policy.keys.issuerPrivateKeyFile, 'utf8')) as JWK & { kid: string; alg: string };
   const key = await importJWK(issuerJwk, issuerJwk.alg);
