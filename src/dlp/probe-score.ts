@@ -42,6 +42,7 @@ export interface ProbeScore {
   /** Entities not scored because the policy does not enable them (or no canary matches the planted format). */
   skipped: string[];
   headerMask: { total: number; masked: number; rate: number; unmasked: string[] } | undefined;
+  /** Distinct planted values found in the audit file. */
   audit: { lines: number; leaked: number; leakedEntities: string[] } | undefined;
 }
 
@@ -133,15 +134,16 @@ export function scoreProbes(
 /** Searches an audit file's text for every planted value, raw and in the escaped forms it would take in JSON or a URL. */
 export function rescanAudit(auditText: string, set: ProbeSet): { lines: number; leaked: number; leakedEntities: string[] } {
   const leakedEntities = new Set<string>();
-  let leaked = 0;
+  const leakedValues = new Set<string>();
   for (const p of set.probes) {
-    if (p.kind !== 'positive') continue;
+    if (p.kind !== 'positive' || leakedValues.has(p.value)) continue;
     const forms = [p.value, JSON.stringify(p.value).slice(1, -1), encodeURIComponent(p.value)];
     if (forms.some((f) => auditText.includes(f))) {
-      leaked++;
+      leakedValues.add(p.value);
       leakedEntities.add(p.entity);
     }
   }
+  const leaked = leakedValues.size;
   const lines = auditText.split('\n').filter((l) => l.trim().length > 0).length;
   return { lines, leaked, leakedEntities: [...leakedEntities] };
 }

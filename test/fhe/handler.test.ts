@@ -6,7 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { decodeProtectedHeader } from 'jose';
 import { PayloadError } from '../../src/errors.js';
-import { tierModule } from '../../src/protect/fhe/index.js';
+import { sealLoadCount, tierModule } from '../../src/protect/fhe/index.js';
+import { loadFheKeys } from '../../src/protect/fhe/keys.js';
+import { guardSeal } from '../../src/protect/fhe/seal.js';
 import { parsePolicy } from '../../src/config/load.js';
 import { assertClose, copyFheKeys, dec, enc, fheFixture, POLICY_YAML, type FheFixture } from './setup.js';
 
@@ -134,6 +136,14 @@ describe('FHE tier handler', () => {
     for (const [domain, text, type] of bad) {
       await assert.rejects(tierModule.handler.protect(new TextEncoder().encode(text), fx.ctx(domain, 'request', type)), rejected, `${domain}: ${text.slice(0, 40)}`);
     }
+    const deep = `${'['.repeat(200)}1${']'.repeat(200)}`;
+    await assert.rejects(tierModule.handler.protect(new TextEncoder().encode(deep), fx.ctx('fin')), rejected, 'nesting');
+    const scalars = JSON.stringify({ many: Array.from({ length: 600 }, (_, i) => (i % 2 ? i : 'x')) });
+    await assert.rejects(
+      tierModule.handler.protect(new TextEncoder().encode(scalars), fx.ctx('fin')),
+      (e: unknown) => e instanceof PayloadError && e.code === 'payload_too_large',
+      'more ciphertexts than one body may hold',
+    );
     // At the limit is fine.
     await tierModule.handler.protect(enc({ x: [1, 2, 3, 4, 5, 6, 7, 8] }), fx.ctx('fin_small'));
   });
@@ -207,6 +217,20 @@ describe('FHE tier handler', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('a SEAL abort resets the engine for this input only; later requests work', async () => {
+    const good = (await protect({ v: [1.5, 2.5, 3.5] })) as { v: FheJson };
+    const bytes = Buffer.from(good.v.$fhe.ciphertext!, 'base64');
+    bytes[9] = bytes[9]! ^ 0x5a; // the SEAL header's size field: the pre-check refuses it, SEAL itself aborts
+    const keys = await loadFheKeys(fx.policy.keys.dir, 'fin');
+    const before = sealLoadCount();
+    await assert.rejects(
+      guardSeal(async () => keys.seal.CipherText().loadArray(keys.context, bytes)),
+      (e: unknown) => rejected(e) && /aborted/.test((e as Error).message),
+    );
+    assertClose(await open(enc(good)), { v: [1.5, 2.5, 3.5] });
+    assert.equal(sealLoadCount(), before + 1, 'a fresh instance was loaded once');
   });
 
   it('reports key ids: the CKKS key, then the oct keyring', async () => {

@@ -36,6 +36,8 @@ export const ipv6Detector: Detector = {
 };
 
 function plausible(run: string): boolean {
+  // Cheap reject first: an address has at least two colons (`10:30` has one).
+  if (run.indexOf(':') === run.lastIndexOf(':')) return false;
   const groups = run.split(':').filter((g) => g.length > 0);
   if (groups.length < 2) return false;
   if (!/[0-9]/.test(run)) return false;

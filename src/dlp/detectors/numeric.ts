@@ -33,6 +33,19 @@ function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;
 }
 
+/** A separator or closing parenthesis followed by more of the token. */
+function continues(text: string, e: number): boolean {
+  const c = text.charCodeAt(e);
+  if (c === 41 /* ) */) return true;
+  return (c === 32 || c === 45 || c === 46) && (isDigit(text.charCodeAt(e + 1)) || text.charCodeAt(e + 1) === 40);
+}
+
+/** `+` or `(` right before the first digit. */
+function isPrefix(text: string, i: number): boolean {
+  const c = text.charCodeAt(i);
+  return c === 43 || c === 40;
+}
+
 /** Characters that join an identifier across a dash or dot (`ORD-2024-1234`, `v1.2.3`). */
 function glued(text: string, i: number): boolean {
   const c = text.charCodeAt(i);
@@ -187,6 +200,13 @@ export const numericDetector: Detector = {
       DIGIT.lastIndex = i;
       if (!DIGIT.test(text)) return;
       i = DIGIT.lastIndex - 1;
+      // Fast path for the common case, a short lone number ("order 42", "3 items"): no token object.
+      let e = i;
+      while (e < n && isDigit(text.charCodeAt(e))) e++;
+      if (e - i < 7 && !continues(text, e) && !isPrefix(text, i - 1)) {
+        i = e;
+        continue;
+      }
       const t = readToken(text, i);
       i = Math.max(t.end, i + 1);
       // Part of a word or identifier on either side: not a standalone number.

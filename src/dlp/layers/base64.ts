@@ -1,5 +1,6 @@
 import type { DetectContext } from '../detector.js';
 import { applyEdits, totalCounts, type Edit } from '../edits.js';
+import { BASE64_CHARS, findRuns } from '../runs.js';
 import { scanText } from './text.js';
 import type { ScanState } from './state.js';
 
@@ -9,19 +10,18 @@ import type { ScanState } from './state.js';
  * re-encoded in its own alphabet and padding style. Runs that decode to binary (hashes, ids, images)
  * are skipped after checking a short prefix, so noise costs one pass.
  */
-const RUN = /[A-Za-z0-9+/_-]{20,}={0,2}/g;
 const MIN_DECODED = 8;
 const PREFIX_CHECK = 64;
 
 export function scanBase64Runs(state: ScanState, text: string, ctx: DetectContext, depth: number, taken: readonly Edit[]): Edit[] {
   if (text.length < 20) return [];
   const out: Edit[] = [];
-  RUN.lastIndex = 0;
-  let m: RegExpExecArray | null;
   const runs: Array<[number, string]> = [];
-  while ((m = RUN.exec(text)) !== null) {
-    // A run glued to more padding is not one base64 value; the class is greedy, so the start is a boundary.
-    if (text.charCodeAt(RUN.lastIndex) !== 61) runs.push([m.index, m[0]]);
+  for (const [s, e] of findRuns(text, BASE64_CHARS, 20)) {
+    let end = e;
+    while (end < text.length && end - e < 2 && text.charCodeAt(end) === 61 /* = */) end++;
+    // A run glued to more padding is not one base64 value.
+    if (text.charCodeAt(end) !== 61) runs.push([s, text.slice(s, end)]);
   }
   let t = 0;
   for (const [start, run] of runs) {

@@ -19,7 +19,7 @@ function hexVal(c: number): number {
 const PERCENT = /%[0-9A-Fa-f]{2}/;
 
 export function hasPercentEscapes(text: string): boolean {
-  return PERCENT.test(text);
+  return text.includes('%') && PERCENT.test(text);
 }
 
 /** Percent-decoding (UTF-8), and with `plusAsSpace` the form encoding. Invalid sequences stay as they are. */
@@ -81,7 +81,7 @@ export function encodePercent(text: string, plusAsSpace: boolean): string {
 const BACKSLASH = /\\(?:u[0-9A-Fa-f]{4}|[nrtbf"\\/])/;
 
 export function hasBackslashEscapes(text: string): boolean {
-  return BACKSLASH.test(text);
+  return text.includes('\\') && BACKSLASH.test(text);
 }
 
 const SIMPLE_ESCAPES: Readonly<Record<string, string>> = { n: '\n', r: '\r', t: '\t', b: '\b', f: '\f', '"': '"', '\\': '\\', '/': '/' };

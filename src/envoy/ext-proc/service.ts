@@ -1,13 +1,13 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ServerContext } from '../../server/context.js';
-import type { SpanHandle, Tracing } from '../../telemetry/tracing.js';
+import { metadataCarrier, type SpanHandle, type Tracing } from '../../telemetry/tracing.js';
 import { loadServices } from '../protos.js';
 import { ProtocolViolation } from './messages.js';
 import { ExtProcStream, type StreamDeps } from './stream.js';
 import { decodeRequest, encodeResponse, UNDECODABLE, type DecodedOrNot } from './wire.js';
 
 export interface ExtProcOptions extends Omit<StreamDeps, 'ctx'> {
-  /** One `mesh.extproc.<phase>` span per message; defaults to the server context's tracing. */
+  /** A `mesh.extproc.stream` span per stream with a `mesh.extproc.<phase>` child per message; defaults to the server context's tracing. */
   tracing?: Tracing;
 }
 
@@ -46,22 +46,33 @@ export function createExtProcService(ctx: ServerContext, opts: ExtProcOptions = 
   };
 }
 
-function metadataCarrier(call: grpc.ServerDuplexStream<DecodedOrNot, object>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(call.metadata.getMap())) if (typeof v === 'string') out[k] = v;
-  return out;
-}
-
 function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: StreamDeps, tracing: Tracing | undefined): void {
   const stream = new ExtProcStream(deps);
   const { log } = deps.ctx;
   let open = true;
   let queue: Promise<void> = Promise.resolve();
-  let first: SpanHandle | undefined;
+  // One SERVER span for the exchange, parented by the trace Envoy propagates in the call's metadata
+  // (else by the request's own headers); each message is an INTERNAL child of it.
+  let streamSpan: SpanHandle | undefined;
+  const endStreamSpan = () => {
+    const n = stream.note;
+    if (streamSpan && n) {
+      streamSpan.setAttributes({
+        ...(n.domain ? { 'mesh.domain': n.domain } : {}),
+        ...(n.tier ? { 'mesh.tier': n.tier } : {}),
+        ...(n.role ? { 'mesh.agent.role': n.role } : {}),
+        'mesh.decision': n.outcome,
+        'mesh.reason': n.reason,
+      });
+    }
+    streamSpan?.end();
+    streamSpan = undefined;
+  };
 
   const close = (status?: { code: grpc.status; details: string }) => {
     if (!open) return;
     open = false;
+    endStreamSpan();
     stream.abort();
     if (status) call.emit('error', status);
     else call.end();
@@ -72,19 +83,18 @@ function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: St
     try {
       const msg = decodeRequest(raw);
       // Also when no exporter is configured: the span handle still reads the incoming trace id.
-      const span = tracing
-        ? tracing.startServerSpan(`mesh.extproc.${msg.message.phase}`, {
-            grpcMetadata: metadataCarrier(call),
-            ...(msg.message.type === 'headers' && msg.message.phase === 'request_headers'
-              ? { requestHeaders: msg.message.headers }
-              : stream.requestHeaders
-                ? { requestHeaders: stream.requestHeaders }
-                : {}),
-          }, first)
-        : undefined;
-      // Later phases of the exchange join the first phase's trace even when nothing was propagated.
-      first ??= span;
-      if (span?.traceId) stream.traceId ??= span.traceId;
+      if (tracing && !streamSpan) {
+        streamSpan = tracing.startServerSpan('mesh.extproc.stream', {
+          grpcMetadata: metadataCarrier(call.metadata),
+          ...(msg.message.type === 'headers' && msg.message.phase === 'request_headers'
+            ? { requestHeaders: msg.message.headers }
+            : stream.requestHeaders
+              ? { requestHeaders: stream.requestHeaders }
+              : {}),
+        });
+        if (streamSpan.traceId) stream.traceId ??= streamSpan.traceId;
+      }
+      const span = streamSpan?.child(`mesh.extproc.${msg.message.phase}`);
       let out;
       try {
         out = await stream.handle(msg);
@@ -126,10 +136,12 @@ function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: St
   // Cancel (Envoy reset the HTTP stream or timed out): drop buffered plaintext, write nothing more.
   call.on('cancelled', () => {
     open = false;
+    endStreamSpan();
     stream.abort();
   });
   call.on('error', () => {
     open = false;
+    endStreamSpan();
     stream.abort();
   });
 }

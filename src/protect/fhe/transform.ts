@@ -4,7 +4,7 @@ import type { Keyring } from '../keyring.js';
 import type { PathSegment } from '../computation/json-path.js';
 import { decryptValue, deleteAll, encryptValues, loadEnvelope } from './codec.js';
 import type { FheKeySet } from './keys.js';
-import { isFheShaped } from './wire.js';
+import { chunkCount, isFheShaped } from './wire.js';
 
 /**
  * The FHE body transformation over parsed JSON.
@@ -31,6 +31,18 @@ export interface TransformKeys {
 
 type Token = string | number;
 const JSON_TYPE = 'application/json';
+
+/** Deeper documents are refused rather than risking the stack. */
+export const MAX_DEPTH = 128;
+/**
+ * Most ciphertexts one body may produce. Each costs ~216 KB (seeded) to ~440 KB (public-key) and a
+ * few milliseconds of blocking work, so a small body of many scalars must not become gigabytes.
+ */
+export const MAX_CIPHERTEXTS_PER_BODY = 256;
+
+function tooDeep(depth: number): void {
+  if (depth > MAX_DEPTH) throw new PayloadError('payload_rejected', `JSON nested deeper than ${MAX_DEPTH} levels`);
+}
 
 function isRecord(v: Json): v is { [key: string]: Json } {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -80,9 +92,32 @@ async function seal(v: string | number | boolean, k: TransformKeys): Promise<str
   return sealForDomain(utf8(JSON.stringify(v)), k.ring, { domain: k.domain, contentType: JSON_TYPE });
 }
 
+/** How many ciphertexts `protectJson` would make, counted before any encryption work. */
+function countCiphertexts(doc: Json, paths: TransformKeys['paths'], maxLength: number): number {
+  const everywhere = paths.length === 0;
+  const size = (v: Json): number => (Array.isArray(v) ? chunkCount(checkNumbers(v, maxLength).length) : 1);
+  const walk = (v: Json, tokens: Token[]): number => {
+    tooDeep(tokens.length);
+    if (isFheShaped(v)) return 0;
+    if (!everywhere && paths.some((p) => matches(tokens, p))) return size(v);
+    if (Array.isArray(v)) {
+      if (everywhere && isNumericArray(v)) return size(v);
+      return v.reduce<number>((n, x, i) => n + walk(x, [...tokens, i]), 0);
+    }
+    if (isRecord(v)) return Object.entries(v).reduce<number>((n, [key, x]) => n + walk(x, [...tokens, key]), 0);
+    return everywhere && typeof v === 'number' ? 1 : 0;
+  };
+  return walk(doc, []);
+}
+
 export async function protectJson(doc: Json, k: TransformKeys): Promise<Json> {
   const everywhere = k.paths.length === 0;
+  const needed = countCiphertexts(doc, k.paths, k.maxLength);
+  if (needed > MAX_CIPHERTEXTS_PER_BODY) {
+    throw new PayloadError('payload_too_large', `body would need ${needed} ciphertexts, more than ${MAX_CIPHERTEXTS_PER_BODY}`);
+  }
   const walk = async (v: Json, tokens: Token[]): Promise<Json> => {
+    tooDeep(tokens.length);
     if (isFheShaped(v)) return passThrough(v, k);
     if (!everywhere && k.paths.some((p) => matches(tokens, p))) return encryptNumberOrVector(v, k);
     if (Array.isArray(v)) {
@@ -106,11 +141,12 @@ export async function protectJson(doc: Json, k: TransformKeys): Promise<Json> {
 }
 
 /** Whether a document holds anything `openJson` would open: a `$fhe` value or a JWE of this domain. */
-export function holdsProtected(doc: Json, domain: string): boolean {
+export function holdsProtected(doc: Json, domain: string, depth = 0): boolean {
+  tooDeep(depth);
   if (isFheShaped(doc)) return true;
   if (typeof doc === 'string') return peekDomain(doc) === domain;
-  if (Array.isArray(doc)) return doc.some((x) => holdsProtected(x, domain));
-  if (isRecord(doc)) return Object.values(doc).some((x) => holdsProtected(x, domain));
+  if (Array.isArray(doc)) return doc.some((x) => holdsProtected(x, domain, depth + 1));
+  if (isRecord(doc)) return Object.values(doc).some((x) => holdsProtected(x, domain, depth + 1));
   return false;
 }
 
@@ -149,20 +185,21 @@ async function openWithAny(compact: string, rings: readonly Keyring[], domain: s
 
 /** Opens every `$fhe` value (needs the secret key) and every sealed value of this domain. */
 export async function openJson(doc: Json, fhe: FheKeySet, rings: readonly Keyring[], domain: string, maxLength: number): Promise<Json> {
-  const walk = async (v: Json): Promise<Json> => {
+  const walk = async (v: Json, depth: number): Promise<Json> => {
+    tooDeep(depth);
     if (isFheShaped(v)) return decryptValue(fhe, v, maxLength);
     if (typeof v === 'string') return openSealed(v, rings, domain);
     if (Array.isArray(v)) {
       const out: Json[] = [];
-      for (const x of v) out.push(await walk(x));
+      for (const x of v) out.push(await walk(x, depth + 1));
       return out;
     }
     if (isRecord(v)) {
       const out: [string, Json][] = [];
-      for (const [key, child] of Object.entries(v)) out.push([key, await walk(child)]);
+      for (const [key, child] of Object.entries(v)) out.push([key, await walk(child, depth + 1)]);
       return Object.fromEntries(out) as Json;
     }
     return v;
   };
-  return walk(doc);
+  return walk(doc, 0);
 }

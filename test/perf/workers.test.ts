@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { verifyAuditChain } from '../../src/audit/verify.js';
+import { loadServices } from '../../src/envoy/protos.js';
+import { mergePrometheusText, parseWorkerCount } from '../../src/server/workers.js';
+import { envoyCheckRequest, type CheckResponseView } from '../support/envoy-check.js';
+import { createMeshFixture, type MeshFixture } from '../support/mesh-fixture.js';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+
+function get(port: number, p: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: p }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+/** One client per connection: a local subchannel pool stops grpc-js from sharing one connection. */
+function connect(address: string): grpc.Client {
+  return new (loadServices().Authorization)(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+}
+
+function check(client: grpc.Client, req: unknown): Promise<CheckResponseView> {
+  return new Promise((resolve, reject) =>
+    (client as unknown as { Check: Function }).Check(req, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (err: Error | null, res: CheckResponseView) =>
+      err ? reject(err) : resolve(res),
+    ),
+  );
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('serve --workers 2', () => {
+  let fx: MeshFixture;
+  let child: ChildProcess;
+  let grpcAddress = '';
+  let adminPort = 0;
+  const workerPids: number[] = [];
+  let exited: Promise<number | null>;
+
+  before(async () => {
+    fx = await createMeshFixture();
+    child = spawn(
+      process.execPath,
+      [CLI, 'serve', '--config', fx.policyFile, '--grpc-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0', '--no-init-keys', '--drain-delay', '2s', '--workers', '2'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`cluster did not start: ${stderr}`)), 30_000);
+      let buf = '';
+      child.stdout!.on('data', (c: Buffer) => {
+        buf += c.toString();
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          let rec: { msg?: string; pid?: number; grpc?: string; admin?: string; workers?: number };
+          try {
+            rec = JSON.parse(line);
+          } catch {
+            continue;
+          }
+          if (rec.msg === 'worker ready' && rec.pid) workerPids.push(rec.pid);
+          if (rec.msg === 'mesh-pep serving' && rec.workers === 2) {
+            grpcAddress = rec.grpc!;
+            adminPort = Number(rec.admin!.split(':').pop());
+            clearTimeout(timer);
+            resolve();
+          }
+        }
+      });
+      child.once('exit', () => reject(new Error(`server exited: ${stderr}`)));
+    });
+  });
+
+  after(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await fx.cleanup();
+  });
+
+  it('runs two worker processes on one port; both answer Checks and each keeps its own audit chain', async () => {
+    assert.equal(workerPids.length, 2);
+    assert.notEqual(workerPids[0], workerPids[1]);
+    assert.ok(workerPids.every(alive));
+    assert.equal((await get(adminPort, '/readyz')).status, 200);
+
+    const token = await fx.token({ agent: 'agent-w', role: 'RETRIEVER' });
+    // The primary hands connections to the workers in turn, so eight connections reach both.
+    const clients = Array.from({ length: 8 }, () => connect(grpcAddress));
+    try {
+      const answers = await Promise.all(clients.map((c) => check(c, envoyCheckRequest({ domain: 'agent_memory', token }))));
+      assert.ok(answers.every((a) => a.status.code === 0));
+    } finally {
+      for (const c of clients) c.close();
+    }
+
+    // agent_memory is FULL_MESH: an allow is answered only once its record is durable.
+    const base = fx.policy.audit.file.replace(/\.jsonl$/, '');
+    let total = 0;
+    for (const n of [1, 2]) {
+      const file = `${base}.w${n}.jsonl`;
+      const lines = (await readFile(file, 'utf8')).trim().split('\n');
+      const checks = lines.map((l) => JSON.parse(l) as { event: string }).filter((r) => r.event === 'authz.check');
+      assert.ok(checks.length >= 1, `worker ${n} answered no Check`);
+      total += checks.length;
+      const chain = await verifyAuditChain(file);
+      assert.equal(chain.ok, true, `worker ${n} chain: ${JSON.stringify(chain)}`);
+    }
+    assert.equal(total, 8);
+
+    const metrics = (await get(adminPort, '/metrics')).body;
+    assert.match(metrics, /^mesh_pep_workers_up 2$/m);
+    assert.match(metrics, /^mesh_pep_decisions_total\{domain="agent_memory",decision="allow",reason="ok"\} 8$/m);
+  });
+
+  it('SIGTERM drains both workers: readiness goes 503, calls are still answered, then exit 0', async () => {
+    const client = connect(grpcAddress);
+    const token = await fx.token({ agent: 'agent-w', role: 'RETRIEVER' });
+    try {
+      assert.equal((await check(client, envoyCheckRequest({ domain: 'agent_memory', token }))).status.code, 0);
+      child.kill('SIGTERM');
+      let ready = await get(adminPort, '/readyz');
+      for (let i = 0; i < 50 && ready.status === 200; i++) ready = await get(adminPort, '/readyz');
+      assert.equal(ready.status, 503);
+      assert.equal((await check(client, envoyCheckRequest({ domain: 'agent_memory', token }))).status.code, 0);
+    } finally {
+      client.close();
+    }
+    assert.equal(await exited, 0);
+    assert.ok(!workerPids.some(alive), 'a worker outlived the primary');
+  });
+});
+
+describe('workers helpers', () => {
+  it('parses --workers', () => {
+    assert.equal(parseWorkerCount('3'), 3);
+    assert.ok(parseWorkerCount('auto') >= 1);
+    for (const bad of ['0', '-1', '1.5', 'two', '']) assert.throws(() => parseWorkerCount(bad), RangeError);
+  });
+
+  it('sums metrics from several workers series by series', () => {
+    const a = '# HELP m_total x\n# TYPE m_total counter\nm_total{d="a"} 2\nm_total{d="b"} 1\n# HELP h h\n# TYPE h histogram\nh_bucket{le="1"} 1\nh_count 1\n';
+    const b = '# HELP m_total x\n# TYPE m_total counter\nm_total{d="a"} 3\n# HELP h h\n# TYPE h histogram\nh_bucket{le="1"} 4\nh_count 5\n';
+    assert.equal(
+      mergePrometheusText([a, b]),
+      '# HELP m_total x\n# TYPE m_total counter\nm_total{d="a"} 5\nm_total{d="b"} 1\n# HELP h h\n# TYPE h histogram\nh_bucket{le="1"} 5\nh_count 6\n',
+    );
+  });
+});
