@@ -1,11 +1,13 @@
-import * as grpc from '@grpc/grpc-js';
+import http2 from 'node:http2';
 import { loadServices } from '../src/envoy/protos.js';
+import { grpcFrame } from './frames.js';
 import { latencySummary, type LatencySummary } from './stats.js';
 
 /**
  * Node load drivers for what h2load cannot do: a different request body on every call (cold
- * credentials: h2load posts one data file) and bidirectional ext_proc streams. Both run in the
- * benchmark process, so they share the machine with the server exactly as h2load does.
+ * credentials: h2load posts one data file) and bidirectional ext_proc streams. They speak gRPC over
+ * plain `node:http2` with pre-encoded messages — a grpc-js client costs several times more CPU per
+ * call than the server under test, and on a 2-core machine the driver's cost is taken from the server.
  */
 export interface DriverResult extends LatencySummary {
   requests: number;
@@ -14,36 +16,75 @@ export interface DriverResult extends LatencySummary {
   rps: number;
 }
 
-const identity = (b: Buffer) => b;
+const GRPC_HEADERS = { ':method': 'POST', 'content-type': 'application/grpc', te: 'trailers' };
+
+/** Reassembles length-prefixed gRPC messages from DATA chunks. */
+class FrameReader {
+  private buf: Buffer = Buffer.alloc(0);
+  push(chunk: Buffer, onMessage: (m: Buffer) => void): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    while (this.buf.length >= 5) {
+      const len = this.buf.readUInt32BE(1);
+      if (this.buf.length < 5 + len) return;
+      onMessage(this.buf.subarray(5, 5 + len));
+      this.buf = this.buf.subarray(5 + len);
+    }
+  }
+}
+
+function sessions(address: string, n: number): http2.ClientHttp2Session[] {
+  return Array.from({ length: n }, () => {
+    const s = http2.connect(`http://${address}`);
+    s.on('error', () => undefined);
+    return s;
+  });
+}
 
 /**
- * Sends each pre-encoded CheckRequest once (round-robin over `concurrency` callers) until all are used
- * or `durationS` passes; `expect` is checked on every decoded answer (0 = allow, 7/16 = deny).
+ * Sends each pre-encoded CheckRequest once, `concurrency` at a time over `connections` HTTP/2
+ * connections, until all are used or `durationS` passes; every answer is decoded and its status code
+ * checked (0 = allow, 7/16 = deny).
  */
-export async function driveChecks(o: { address: string; requests: Buffer[]; concurrency: number; durationS: number; expectCode: number }): Promise<DriverResult> {
-  const client = new grpc.Client(o.address, grpc.credentials.createInsecure());
+export async function driveChecks(o: {
+  address: string;
+  requests: Buffer[];
+  concurrency: number;
+  connections?: number;
+  durationS: number;
+  expectCode: number;
+}): Promise<DriverResult> {
   const decode = loadServices().Authorization.service.Check!.responseDeserialize as (b: Buffer) => { status?: { code?: number } };
+  const conns = sessions(o.address, o.connections ?? 4);
+  const framed = o.requests.map(grpcFrame);
   const lat: number[] = [];
   let next = 0;
   let failed = 0;
   const start = performance.now();
   const deadline = start + o.durationS * 1000;
-  const one = () =>
+  const one = (i: number) =>
     new Promise<void>((resolve) => {
       const t0 = performance.now();
-      client.makeUnaryRequest('/envoy.service.auth.v3.Authorization/Check', identity, identity, o.requests[next++]!, (err, res) => {
-        if (err || !res || (decode(res).status?.code ?? 0) !== o.expectCode) failed++;
-        else lat.push(performance.now() - t0);
+      const req = conns[i % conns.length]!.request({ ...GRPC_HEADERS, ':path': '/envoy.service.auth.v3.Authorization/Check' });
+      const reader = new FrameReader();
+      let code: number | undefined;
+      let grpcStatus = '';
+      req.on('data', (c: Buffer) => reader.push(c, (m) => (code = decode(m).status?.code ?? 0)));
+      req.on('trailers', (t) => (grpcStatus = String(t['grpc-status'] ?? '')));
+      req.on('error', () => undefined);
+      req.on('close', () => {
+        if (grpcStatus === '0' && code === o.expectCode) lat.push(performance.now() - t0);
+        else failed++;
         resolve();
       });
+      req.end(framed[i]);
     });
   await Promise.all(
     Array.from({ length: o.concurrency }, async () => {
-      while (next < o.requests.length && performance.now() < deadline) await one();
+      while (next < framed.length && performance.now() < deadline) await one(next++);
     }),
   );
   const seconds = (performance.now() - start) / 1000;
-  client.close();
+  for (const c of conns) c.close();
   return { requests: lat.length, failed, seconds, rps: lat.length / seconds, ...latencySummary(lat) };
 }
 
@@ -60,50 +101,60 @@ export async function driveExtProc(o: {
   durationS: number;
   protectedBody: boolean;
 }): Promise<DriverResult & { mbPerS: number }> {
-  const Ctor = loadServices().ExternalProcessor;
-  const client = new Ctor(o.address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 * 1024 * 1024 }) as unknown as {
-    Process(): grpc.ClientDuplexStream<object, Record<string, { response?: { body_mutation?: { body?: Buffer } } } | undefined>>;
-    close(): void;
-  };
-  const headers = {
-    headers: {
-      headers: [
-        [':authority', 'memory.agents.svc'],
-        [':path', '/v1/memory/items'],
-        [':method', 'POST'],
-        ['content-type', 'application/json'],
-        ['content-length', String(o.body.length)],
-      ].map(([key, v]) => ({ key, raw_value: Buffer.from(v!, 'latin1') })),
-    },
-    end_of_stream: false,
-  };
-  const metadata = {
-    filter_metadata: {
-      'envoy.filters.http.ext_authz': {
-        fields: { domain: { stringValue: o.domain }, tier: { stringValue: 'RETRIEVAL' }, role: { stringValue: 'RETRIEVER' }, agent_id: { stringValue: 'agent-7' } },
+  const def = loadServices().ExternalProcessor.service.Process!;
+  const encode = def.requestSerialize as (v: object) => Buffer;
+  const decode = def.responseDeserialize as (b: Buffer) => Record<string, { response?: { body_mutation?: { body?: Buffer } } } | undefined>;
+  const headersMsg = grpcFrame(
+    encode({
+      request_headers: {
+        headers: {
+          headers: [
+            [':authority', 'memory.agents.svc'],
+            [':path', '/v1/memory/items'],
+            [':method', 'POST'],
+            ['content-type', 'application/json'],
+            ['content-length', String(o.body.length)],
+          ].map(([key, v]) => ({ key, raw_value: Buffer.from(v!, 'latin1') })),
+        },
+        end_of_stream: false,
       },
-    },
-  };
+      metadata_context: {
+        filter_metadata: {
+          'envoy.filters.http.ext_authz': {
+            fields: { domain: { stringValue: o.domain }, tier: { stringValue: 'RETRIEVAL' }, role: { stringValue: 'RETRIEVER' }, agent_id: { stringValue: 'agent-7' } },
+          },
+        },
+      },
+    }),
+  );
+  const bodyMsg = grpcFrame(encode({ request_body: { body: o.body, end_of_stream: true } }));
+  const conns = sessions(o.address, 2);
+  let n = 0;
   const exchange = () =>
     new Promise<boolean>((resolve) => {
-      const call = client.Process();
+      const req = conns[n++ % conns.length]!.request({ ...GRPC_HEADERS, ':path': '/envoy.service.ext_proc.v3.ExternalProcessor/Process' });
+      const reader = new FrameReader();
       let step = 0;
       let ok = false;
-      call.on('data', (m) => {
-        if (step === 0) {
-          step = 1;
-          if (!m.request_headers) return call.cancel();
-          call.write({ request_body: { body: o.body, end_of_stream: true } });
-        } else {
-          const replaced = (m.request_body?.response?.body_mutation?.body?.length ?? 0) > 0;
-          ok = m.request_body !== undefined && m.request_body !== null && replaced === o.protectedBody;
-          call.end();
-        }
-      });
-      call.on('error', () => resolve(false));
-      call.on('end', () => resolve(ok));
-      call.on('status', () => undefined);
-      call.write({ request_headers: headers, metadata_context: metadata });
+      let grpcStatus = '';
+      req.on('data', (c: Buffer) =>
+        reader.push(c, (m) => {
+          const msg = decode(m);
+          if (step === 0) {
+            step = 1;
+            if (!msg.request_headers) return void req.close();
+            req.end(bodyMsg);
+          } else if (step === 1) {
+            step = 2;
+            const replaced = (msg.request_body?.response?.body_mutation?.body?.length ?? 0) > 0;
+            ok = msg.request_body != null && replaced === o.protectedBody;
+          }
+        }),
+      );
+      req.on('trailers', (t) => (grpcStatus = String(t['grpc-status'] ?? '')));
+      req.on('error', () => undefined);
+      req.on('close', () => resolve(ok && grpcStatus === '0'));
+      req.write(headersMsg);
     });
   const lat: number[] = [];
   let failed = 0;
@@ -119,7 +170,7 @@ export async function driveExtProc(o: {
     }),
   );
   const seconds = (performance.now() - start) / 1000;
-  client.close();
+  for (const c of conns) c.close();
   const rps = lat.length / seconds;
   return { requests: lat.length, failed, seconds, rps, mbPerS: (rps * o.body.length) / 1e6, ...latencySummary(lat) };
 }

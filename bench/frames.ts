@@ -16,11 +16,9 @@ export function envoyCheckRequest(o: { domain: string; token?: string }) {
     sidecarHeaders: true,
     headers: {
       accept: 'application/json',
-      'accept-encoding': 'gzip, deflate',
       'content-length': '4096',
       'x-envoy-decorator-operation': 'memory.agents.svc.cluster.local:8080/*',
       traceparent: '00-80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-01',
-      'x-b3-parentspanid': '05e3ac9a4f6e3b90',
     },
   });
 }

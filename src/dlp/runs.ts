@@ -56,3 +56,38 @@ export function hasRun(text: string, cls: CharClass, min: number): boolean {
   }
   return false;
 }
+
+let memoText: string | undefined;
+let memoRuns: Array<[number, number]> = [];
+
+/**
+ * Maximal runs of base64 characters (both alphabets) of 20 or more, computed once per text and shared
+ * by the secret detectors and the base64 layer (single-entry memo: strings are immutable, and the
+ * detectors for one text run back to back).
+ */
+export function longRuns(text: string): Array<[number, number]> {
+  if (memoText !== text) {
+    memoRuns = findRuns(text, BASE64_CHARS, 20);
+    memoText = text;
+  }
+  return memoRuns;
+}
+
+/** Sub-runs of `cls` with length in [min, max] inside the long base64 runs of `text`. */
+export function runsWithin(text: string, cls: CharClass, min: number, max: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const [s, e] of longRuns(text)) {
+    if (e - s < min) continue;
+    let i = s;
+    while (i < e) {
+      if (!inClass(cls, text.charCodeAt(i))) {
+        i++;
+        continue;
+      }
+      const rs = i;
+      while (i < e && inClass(cls, text.charCodeAt(i))) i++;
+      if (i - rs >= min && i - rs <= max) out.push([rs, i]);
+    }
+  }
+  return out;
+}

@@ -69,13 +69,15 @@ export function compileDlp(settings: DlpSettings, opts: DlpOptions = {}): DlpSca
   const enabled: ReadonlySet<DlpEntity> = new Set(settings.entities.length === 0 ? DLP_ENTITIES : (settings.entities as DlpEntity[]));
   const canaries = compileCanaries(settings.canaries);
   const action = settings.action;
+  // Shortest text worth scanning: 6 for the built-ins (`a@b.co`), less if a canary can match shorter.
+  const minLength = enabled.has('CANARY') ? Math.min(6, ...canaries.map((c) => Math.max(1, c.prefix.length))) : 6;
 
   return {
     scan(body: Uint8Array, contentType: string | undefined): DlpResult {
       const budget = new ScanBudget(budgetMs, maxBytes * 4);
       const detectors = BUILT_IN.filter((d) => d.entities.some((e) => enabled.has(e)));
       if (canaries.length > 0 && enabled.has('CANARY')) detectors.push(canaryDetector(canaries, () => budget.over()));
-      const state: ScanState = { detectors, enabled, budget, minLength: detectors.some((d) => d.name === 'canary') ? 1 : 6 };
+      const state: ScanState = { detectors, enabled, budget, minLength };
       const { counts, redacted, truncated } = scanBody(state, body, contentType, maxBytes);
       const findings = Object.freeze(counts);
       const found = Object.keys(counts).length > 0;

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { decodeProtectedHeader } from 'jose';
 import { PayloadError } from '../../src/errors.js';
 import { sealLoadCount, tierModule } from '../../src/protect/fhe/index.js';
-import { loadFheKeys } from '../../src/protect/fhe/keys.js';
+import { fheKeyFiles, loadFheKeys } from '../../src/protect/fhe/keys.js';
 import { guardSeal } from '../../src/protect/fhe/seal.js';
 import { parsePolicy } from '../../src/config/load.js';
 import { assertClose, copyFheKeys, dec, enc, fheFixture, POLICY_YAML, type FheFixture } from './setup.js';
@@ -155,6 +155,12 @@ describe('FHE tier handler', () => {
     const otherId = (await tierModule.keyIds(fx.policy, fx.domain('fin_paths')))[0]!;
     const forged = { v: { $fhe: { ...fromFin.v.$fhe, key_id: otherId } } };
     await assert.rejects(open(enc(forged), 'fin_paths'), rejected, 'ciphertext of another secret key under a forged key id');
+    // A secret key of another key pair (`open --key`) is refused when loaded, before any decryption.
+    const otherSecret = fheKeyFiles(fx.policy.keys.dir, 'fin_paths').secret;
+    await assert.rejects(
+      tierModule.openForOperator(enc(fromFin), { policy: fx.policy, domain: fx.domain('fin'), keyFiles: [otherSecret] }),
+      (e: unknown) => rejected(e) && /does not belong/.test((e as Error).message),
+    );
     // A $fhe value of the domain's own key passes through unchanged.
     const again = (await protect(fromFin)) as { v: FheJson };
     assert.deepEqual(again, fromFin);

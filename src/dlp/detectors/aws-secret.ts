@@ -1,6 +1,6 @@
 import type { DlpEntity } from '../entities.js';
 import { isSecretPlaceholder } from '../placeholder.js';
-import { B64STD_CHARS, findRuns } from '../runs.js';
+import { B64STD_CHARS, runsWithin } from '../runs.js';
 import { hasContext, type DetectContext, type Detector, type Match } from '../detector.js';
 
 /**
@@ -18,7 +18,7 @@ export const awsSecretDetector: Detector = {
   entities: ['AWS_SECRET_KEY'],
   find(text: string, ctx: DetectContext, _enabled: ReadonlySet<DlpEntity>, out: Match[]): void {
     // Candidates first: 40-character tokens are rare in ordinary text, the context checks are not free.
-    for (const [s, e] of findRuns(text, B64STD_CHARS, 40, 40)) {
+    for (const [s, e] of runsWithin(text, B64STD_CHARS, 40, 40)) {
       if (text.charCodeAt(e) === 61 /* = */) continue; // padded base64 of something else
       const v = text.slice(s, e);
       if (!/[A-Z]/.test(v) || !/[a-z]/.test(v) || !/[0-9]/.test(v) || isSecretPlaceholder(v)) continue;

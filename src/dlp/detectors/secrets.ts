@@ -1,6 +1,6 @@
 import type { DlpEntity } from '../entities.js';
 import { isSecretPlaceholder } from '../placeholder.js';
-import { TOKEN_CHARS, hasRun } from '../runs.js';
+import { longRuns } from '../runs.js';
 import type { DetectContext, Detector, Match } from '../detector.js';
 
 /**
@@ -69,11 +69,11 @@ const RULES: readonly PrefixRule[] = [
 ];
 
 /**
- * Cheap gate: every key here is a run of 20+ letters, digits, `_` or `-` (an AWS key id is exactly 20),
+ * Cheap gate: every key here is a run of 20+ base64 characters (an AWS key id is exactly 20),
  * except a JWT, whose header segment may be shorter but starts with `eyJ`.
  */
 function mayHoldSecret(text: string): boolean {
-  return hasRun(text, TOKEN_CHARS, 20) || text.includes('eyJ');
+  return longRuns(text).length > 0 || text.includes('eyJ');
 }
 
 export const secretsDetector: Detector = {

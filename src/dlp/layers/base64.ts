@@ -1,6 +1,6 @@
 import type { DetectContext } from '../detector.js';
 import { applyEdits, totalCounts, type Edit } from '../edits.js';
-import { BASE64_CHARS, findRuns } from '../runs.js';
+import { longRuns } from '../runs.js';
 import { scanText } from './text.js';
 import type { ScanState } from './state.js';
 
@@ -17,7 +17,7 @@ export function scanBase64Runs(state: ScanState, text: string, ctx: DetectContex
   if (text.length < 20) return [];
   const out: Edit[] = [];
   const runs: Array<[number, string]> = [];
-  for (const [s, e] of findRuns(text, BASE64_CHARS, 20)) {
+  for (const [s, e] of longRuns(text)) {
     let end = e;
     while (end < text.length && end - e < 2 && text.charCodeAt(end) === 61 /* = */) end++;
     // A run glued to more padding is not one base64 value.

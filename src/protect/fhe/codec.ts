@@ -17,7 +17,8 @@ export function encryptValues(keys: FheKeySet, values: ArrayLike<number>, scalar
   const zstd = keys.seal.ComprModeType.zstd;
   for (let c = 0; c < chunkCount(n); c++) {
     const from = c * CKKS.slots;
-    const chunk = Float64Array.from({ length: Math.max(1, Math.min(CKKS.slots, n - from)) }, (_, i) => (from + i < n ? values[from + i]! : 0));
+    const chunk = new Float64Array(Math.max(1, Math.min(CKKS.slots, n - from)));
+    for (let i = 0; i < chunk.length && from + i < n; i++) chunk[i] = values[from + i]!;
     let plain;
     try {
       plain = keys.encoder.encode(chunk, SCALE);
@@ -29,11 +30,11 @@ export function encryptValues(keys: FheKeySet, values: ArrayLike<number>, scalar
       if (keys.mode === 'seeded-symmetric') {
         // Seeded: the random half of the ciphertext is replaced by its seed, halving the bytes.
         const ser = keys.encryptor.encryptSymmetricSerializable(plain);
-        out.push(ser.save(zstd));
+        out.push(base64(ser.saveArray(zstd)));
         ser.delete();
       } else {
         const ct = keys.encryptor.encrypt(plain) as CipherText;
-        out.push(ct.save(zstd));
+        out.push(base64(ct.saveArray(zstd)));
         ct.delete();
       }
     } finally {
@@ -43,9 +44,14 @@ export function encryptValues(keys: FheKeySet, values: ArrayLike<number>, scalar
   return makeFheObject(keys.keyId, n, out, scalar);
 }
 
+/** Node's base64 of the bytes beats node-seal's own `save()` string conversion (measured ~0.5 ms per ciphertext). */
+function base64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
 /** Serialises a computed ciphertext (not seeded: only fresh symmetric encryptions can be). */
 export function saveCiphertext(keys: FheKeySet, ct: CipherText): string {
-  return ct.save(keys.seal.ComprModeType.zstd);
+  return base64(ct.saveArray(keys.seal.ComprModeType.zstd));
 }
 
 export function deleteAll(cts: readonly CipherText[]): void {

@@ -2,16 +2,18 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PayloadError } from '../../errors.js';
-import { CKKS, sealContext, paramsFileFor, parseParamsFile } from './params.js';
+import { CKKS, SCALE, sealContext, paramsFileFor, parseParamsFile } from './params.js';
 import {
   loadSeal,
   onSealDiscarded,
+  type CipherText,
   type CKKSEncoder,
   type Context,
   type Decryptor,
   type Encryptor,
   type Evaluator,
   type GaloisKeys,
+  type PlainText,
   type PublicKey,
   type RelinKeys,
   type SEALLibrary,
@@ -196,6 +198,7 @@ async function buildKeySet(dir: string, domain: string, opts: LoadOptions): Prom
     publicKey = keygen.createPublicKey();
     keygen.delete();
   }
+  if (secretKey && publicBytes) assertKeyPair(seal, context, publicKey, secretKey, secretFile!);
   const lazyFile = <T extends { loadArray(c: Context, a: Uint8Array): void }>(file: string, what: string, make: () => T): (() => Promise<T>) => {
     let p: Promise<T> | undefined;
     return () => {
@@ -228,6 +231,25 @@ async function buildKeySet(dir: string, domain: string, opts: LoadOptions): Prom
     relinKeys: lazyFile(files.relin, 'relinearisation keys', () => seal.RelinKeys()),
     galoisKeys: lazyFile(files.galois, 'Galois keys', () => seal.GaloisKeys()),
   };
+}
+
+/**
+ * A secret key from another key generation would decrypt everything encrypted with the public key to
+ * noise; catch that at load time by a public-key encryption of a known value that must decrypt back.
+ */
+function assertKeyPair(seal: SEALLibrary, context: Context, publicKey: PublicKey, secretKey: SecretKey, secretFile: string): void {
+  const encoder = seal.CKKSEncoder(context);
+  const encryptor = seal.Encryptor(context, publicKey);
+  const decryptor = seal.Decryptor(context, secretKey);
+  const probe = 0.5;
+  const plain = encoder.encode(Float64Array.from([probe]), SCALE) as PlainText;
+  const ct = encryptor.encrypt(plain) as CipherText;
+  const back = decryptor.decrypt(ct) as PlainText;
+  const value = (encoder.decode(back) as Float64Array)[0]!;
+  for (const o of [back, ct, plain, decryptor, encryptor, encoder]) o.delete();
+  if (!(Math.abs(value - probe) < 1e-6)) {
+    throw new PayloadError('payload_rejected', `FHE secret key ${secretFile} does not belong to the domain's public key`);
+  }
 }
 
 async function mtimeOrMissing(file: string): Promise<string> {
