@@ -59,7 +59,10 @@ function main(): void {
     }
     process.stdout.write(JSON.stringify({ port }) + '\n');
   });
-  process.on('SIGTERM', () => server.tryShutdown(() => process.exit(0)));
+  process.on('SIGTERM', () => {
+    server.forceShutdown();
+    process.exit(0);
+  });
 }
 
 main();

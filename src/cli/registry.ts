@@ -11,8 +11,10 @@ export const COMMANDS: ReadonlyArray<{ name: string; load: () => Promise<CliComm
   { name: 'keys init', load: async () => (await import('./commands/keys-init.js')).command },
   { name: 'keys rotate', load: async () => (await import('./commands/keys-rotate.js')).command },
   { name: 'check', load: async () => (await import('./commands/check.js')).command },
+  { name: 'protect', load: async () => (await import('./commands/protect.js')).command },
   { name: 'open', load: async () => (await import('./commands/open.js')).command },
   { name: 'audit verify', load: async () => (await import('./commands/audit-verify.js')).command },
   { name: 'fhe', load: async () => (await import('./commands/fhe.js')).command },
   { name: 'mpc', load: async () => (await import('./commands/mpc.js')).command },
+  { name: 'probe', load: async () => (await import('./commands/probe.js')).command },
 ];

@@ -81,7 +81,7 @@ function unary<T>(client: grpc.Client, method: string, req: unknown, timeoutMs: 
 }
 
 /** One ext_proc exchange: request headers, then the body; resolves with what the server decided. */
-function process(client: grpc.Client, probe: Probe, metadata: Record<string, StructValue>, timeoutMs: number): Promise<Verdict> {
+function exchange(client: grpc.Client, probe: Probe, metadata: Record<string, StructValue>, timeoutMs: number): Promise<Verdict> {
   return new Promise((resolve, reject) => {
     const call = (client as unknown as { Process(o: object): grpc.ClientDuplexStream<object, ProcessingView> }).Process({ deadline: Date.now() + timeoutMs });
     let step = 0;
@@ -193,7 +193,7 @@ export async function runLive(o: LiveOptions): Promise<LiveRun> {
       const metadata = check.dynamic_metadata?.fields ?? {};
       let verdict: Verdict | undefined;
       try {
-        verdict = await process(extProc, probe, metadata, timeoutMs);
+        verdict = await exchange(extProc, probe, metadata, timeoutMs);
       } catch (e) {
         errors[(e as Error).message] = (errors[(e as Error).message] ?? 0) + 1;
       }
@@ -222,17 +222,13 @@ export async function runLive(o: LiveOptions): Promise<LiveRun> {
       continue;
     }
     const plaintext = await readable(mod, verdict.body, verdict.headers, policy, domain);
-    const changed = plaintext !== undefined && !sameBytes(plaintext, probe.body);
     const leaked = plaintext === undefined ? undefined : bodyExposes(plaintext, probe.value);
+    // Redaction evidence is the marker itself, not "the body changed": tiers change bodies too.
+    const redacted = plaintext !== undefined && !sameBytes(plaintext, probe.body) && bodyExposes(plaintext, '[REDACTED:');
     const foundByAudit = recorded !== undefined && (recorded[probe.entity] ?? 0) > 0;
     const anyByAudit = recorded !== undefined && Object.keys(recorded).length > 0;
     if (plaintext === undefined && recorded === undefined) unobserved++;
-    outcomes.push({
-      probe,
-      flagged: foundByAudit || (domain.dlp?.action === 'redact' && changed && leaked === false),
-      anyFinding: anyByAudit || (domain.dlp?.action === 'redact' && changed),
-      leaked,
-    });
+    outcomes.push({ probe, flagged: foundByAudit || (redacted && leaked === false), anyFinding: anyByAudit || redacted, leaked });
   }
   return { outcomes, headers, errors, unobserved };
 }

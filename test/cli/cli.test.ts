@@ -22,7 +22,7 @@ describe('mesh-pep CLI', () => {
   it('lists commands and has --help for each', async () => {
     const top = await runCli(['--help']);
     assert.equal(top.code, 0);
-    for (const name of ['serve', 'validate', 'token', 'keys init', 'check']) {
+    for (const name of ['serve', 'validate', 'token', 'keys init', 'keys rotate', 'check', 'protect', 'open', 'audit verify']) {
       assert.ok(top.stdout.includes(name), `${name} listed`);
       const h = await runCli([...name.split(' '), '--help']);
       assert.equal(h.code, 0, name);
@@ -73,6 +73,27 @@ describe('mesh-pep CLI', () => {
     assert.ok(!explain.stdout.includes(token));
     const stdinToken = await runCli(['check', '--server', server.address, '--domain', 'agent_memory', '--token', '-'], { input: token + '\n' });
     assert.equal(stdinToken.code, 0);
+  });
+
+  it('protect then open: the RETRIEVAL round trip from the command line', async () => {
+    const token = (await runCli(['token', '--config', fx.policyFile, '--agent', 'r', '--role', 'RETRIEVER'])).stdout.trim();
+    const plain = '{"note":"the launch code is 0000"}';
+    const p = await runCli(['protect', '--server', server.address, '--domain', 'agent_memory', '--token', token], { input: plain });
+    assert.equal(p.code, 0, p.stderr);
+    assert.match(p.stdout, /^[\w-]+\.[\w-]*\.[\w-]+\.[\w-]+\.[\w-]+$/, 'a compact JWE');
+    assert.ok(!p.stdout.includes('launch'));
+    assert.match(p.stderr, /x-mesh-protected: RETRIEVAL/);
+    const o = await runCli(['open', '--config', fx.policyFile, '--domain', 'agent_memory'], { input: p.stdout });
+    assert.equal(o.code, 0, o.stderr);
+    assert.equal(o.stdout, plain);
+    const tampered = p.stdout.slice(0, -4) + (p.stdout.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+    const bad = await runCli(['open', '--config', fx.policyFile, '--domain', 'agent_memory'], { input: tampered });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /payload_rejected/);
+    const denied = await runCli(['protect', '--server', server.address, '--domain', 'coordination', '--token', token], { input: plain });
+    assert.equal(denied.code, 3);
+    assert.match(denied.stderr, /DENY by Check: http=403 reason=role_not_allowed/);
+    assert.equal(denied.stdout, '');
   });
 
   it('clear errors for caller mistakes and an unreachable server', async () => {

@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { loadServices } from '../../src/envoy/protos.js';
 import { checkRequestToAttributes } from '../../src/envoy/check/request.js';
 import { authorizeWithLimits, currentLoad } from '../../src/server/overload.js';
 import { CheckClient, denyReason, envoyCheckRequest, startTestServer } from '../support/envoy-check.js';
@@ -128,6 +130,45 @@ describe('overload and faults (real gRPC server)', () => {
       client.close();
       await s.close();
       await fx.cleanup();
+    }
+  });
+
+  it('beyond max_concurrent_streams, an ext_proc stream is answered 503 overloaded, never passed through', async () => {
+    const h = await startHarness(policyYaml(DEFAULT_DOMAINS, '  server:\n    max_concurrent_streams: 1\n'));
+    const Proc = loadServices().ExternalProcessor;
+    const client = new Proc(h.server.address, grpc.credentials.createInsecure()) as unknown as { Process(): grpc.ClientDuplexStream<object, Record<string, unknown>>; close(): void };
+    const headers = { request_headers: { headers: { headers: [{ key: ':path', raw_value: Buffer.from('/v1/memory/x') }, { key: 'x-mesh-domain', raw_value: Buffer.from('agent_memory') }] }, end_of_stream: false } };
+    const firstAnswer = (call: grpc.ClientDuplexStream<object, Record<string, unknown>>) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        call.once('data', resolve);
+        call.once('error', reject);
+      });
+    try {
+      const first = client.Process();
+      first.on('error', () => undefined);
+      first.write(headers);
+      const a1 = await firstAnswer(first);
+      assert.ok(a1.request_headers, JSON.stringify(Object.keys(a1)));
+      const second = client.Process();
+      second.on('error', () => undefined);
+      second.write(headers);
+      const a2 = (await firstAnswer(second)) as { immediate_response?: { status: { code: string | number }; headers: { set_headers: Array<{ header: { key: string; raw_value?: Buffer; value?: string } }> } } };
+      assert.ok(a2.immediate_response, 'second stream must be refused');
+      const reason = a2.immediate_response.headers.set_headers.find((x) => x.header.key === 'x-mesh-reason');
+      assert.equal(Buffer.from(reason?.header.raw_value ?? '').toString() || reason?.header.value, 'overloaded');
+      second.end();
+      first.end();
+      await new Promise<void>((r) => first.on('status', () => r()));
+      for (let i = 0; i < 50 && currentLoad(h.server.runtime).streams > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(currentLoad(h.server.runtime).streams, 0, 'finished streams must release their slot');
+      const third = client.Process();
+      third.on('error', () => undefined);
+      third.write(headers);
+      assert.ok((await firstAnswer(third)).request_headers);
+      third.end();
+    } finally {
+      client.close();
+      await h.close();
     }
   });
 

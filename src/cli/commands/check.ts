@@ -4,6 +4,7 @@ import { envoyCheckRequest } from '../../envoy/peer/check-request.js';
 import { loadServices } from '../../envoy/protos.js';
 import { UsageError, type CliCommand } from '../command.js';
 import { required } from '../options.js';
+import { readStdin } from '../io.js';
 
 export const command: CliCommand = {
   name: 'check',
@@ -41,7 +42,7 @@ Exit code: 0 allow, 3 deny, 1 when the server cannot be reached.`,
       strict: true,
     });
     let token = values['no-token'] ? undefined : required(values.token, '--token (or --no-token)');
-    if (token === '-') token = (await readStdin()).trim();
+    if (token === '-') token = (await readStdin()).toString('utf8').trim();
     const extra: Record<string, string> = {};
     for (const h of values.header!) {
       const i = h.indexOf('=');
@@ -131,8 +132,3 @@ function unary(client: grpc.Client, method: string, req: unknown): Promise<unkno
   });
 }
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}

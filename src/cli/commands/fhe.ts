@@ -31,7 +31,7 @@ Options:
   --path JSONPATH   pick the $fhe value inside each input document (e.g. $.features); default: the
                     input is the $fhe value itself
   --by P, --weights P   a number, a JSON array of numbers, or @FILE holding either
-  --bias N          added to the dot product
+  --bias N          added to the dot product (negative: --bias=-0.5)
   --out FILE        write the result to FILE instead of stdout
 INPUT files may be "-" for stdin. Exit 1 with the reason (never values) for bad or foreign input.
 

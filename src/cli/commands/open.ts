@@ -5,12 +5,8 @@ import { MeshError } from '../../errors.js';
 import { tierModule } from '../../protect/registry.js';
 import { UsageError, type CliCommand } from '../command.js';
 import { configPath, required } from '../options.js';
+import { readStdin } from '../io.js';
 
-async function readStdin(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
 
 export const command: CliCommand = {
   name: 'open',

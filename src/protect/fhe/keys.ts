@@ -4,6 +4,7 @@ import path from 'node:path';
 import { PayloadError } from '../../errors.js';
 import { CKKS, SCALE, sealContext, paramsFileFor, parseParamsFile } from './params.js';
 import {
+  isWasmAbort,
   loadSeal,
   onSealDiscarded,
   type CipherText,
@@ -155,7 +156,9 @@ async function readOptional(file: string): Promise<Uint8Array | undefined> {
   }
 }
 
-function loadFailure(what: string, file: string, cause: unknown): PayloadError {
+/** An abort is passed on as it is, so that `guardSeal` discards the instance. */
+function loadFailure(what: string, file: string, cause: unknown): Error {
+  if (isWasmAbort(cause)) return cause as Error;
   return new PayloadError('payload_rejected', `cannot load FHE ${what} ${file}`, { cause });
 }
 
