@@ -18,3 +18,5 @@ export { verifyAuditChain } from './audit/verify.js';
 export type { AuditEvent, AuditRecord, AuditSink } from './audit/record.js';
 export { tierModule } from './protect/registry.js';
 export type { TierHandler, PayloadContext, PayloadResult } from './protect/tier-handler.js';
+export { FheAnalyst } from './protect/fhe/index.js';
+export { openPartyBundle, reconstruct, sumShares, combineSums, openEnvelope } from './protect/computation/index.js';

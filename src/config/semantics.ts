@@ -1,4 +1,4 @@
-import { parseFieldPath } from '../protect/computation/json-path.js';
+import { parseFieldPath } from '../protect/json-path.js';
 import type { RawPolicy } from './raw.js';
 import type { SchemaWalker } from './schema-walker.js';
 

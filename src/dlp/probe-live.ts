@@ -27,6 +27,8 @@ export interface LiveOptions {
   /** Audit file to read findings per decision id from (and to re-scan for planted values). */
   auditFile?: string;
   timeoutMs?: number;
+  /** Exchanges in flight at once (default 8). */
+  concurrency?: number;
 }
 
 export interface LiveRun {
@@ -172,34 +174,47 @@ export async function runLive(o: LiveOptions): Promise<LiveRun> {
   const extProc = new services.ExternalProcessor(o.server, creds);
   const topology = Object.fromEntries(set.headers.map((h) => [h.name, h.value]));
   const errors: Record<string, number> = {};
-  const seen: Array<{ probe: Probe; verdict: Verdict | undefined; decisionId: string | undefined }> = [];
+  const seen: Array<{ probe: Probe; verdict: Verdict | undefined; decisionId: string | undefined }> = new Array(set.probes.length);
   let headers: HeaderOutcome[] | undefined;
-  try {
-    for (const probe of set.probes) {
-      const check = await unary<CheckView>(authz, 'Check', envoyCheckRequest({
-        host: 'agents.local', path: probe.path, method: probe.method, token, domain: domain.name,
-        headers: { ...topology, 'content-type': probe.contentType },
-      }), timeoutMs);
-      if (check.status?.code !== 0) {
-        const reason = headerValue(check.denied_response?.headers?.map((h) => h.header).find((h) => h?.key === 'x-mesh-reason') as HeaderValueView | undefined) || `grpc ${String(check.status?.code)}`;
-        errors[`check denied: ${reason}`] = (errors[`check denied: ${reason}`] ?? 0) + 1;
-        seen.push({ probe, verdict: undefined, decisionId: undefined });
-        continue;
-      }
-      if (headers === undefined && domain.metadataMasking) {
-        const removed = new Set((check.ok_response?.headers_to_remove ?? []).map((h) => h.toLowerCase()));
-        headers = set.headers.map((h) => ({ name: h.name, masked: removed.has(h.name) }));
-      }
-      const metadata = check.dynamic_metadata?.fields ?? {};
-      let verdict: Verdict | undefined;
-      try {
-        verdict = await exchange(extProc, probe, metadata, timeoutMs);
-      } catch (e) {
-        errors[(e as Error).message] = (errors[(e as Error).message] ?? 0) + 1;
-      }
-      if (verdict?.kind === 'denied') errors[`ext_proc denied: ${verdict.reason}`] = (errors[`ext_proc denied: ${verdict.reason}`] ?? 0) + 1;
-      seen.push({ probe, verdict, decisionId: metadata.decision_id?.stringValue });
+  const count = (reason: string) => {
+    errors[reason] = (errors[reason] ?? 0) + 1;
+  };
+  const runOne = async (probe: Probe, index: number): Promise<void> => {
+    const check = await unary<CheckView>(authz, 'Check', envoyCheckRequest({
+      host: 'agents.local', path: probe.path, method: probe.method, token, domain: domain.name,
+      headers: { ...topology, 'content-type': probe.contentType },
+    }), timeoutMs);
+    if (check.status?.code !== 0) {
+      const denied = check.denied_response?.headers?.map((h) => h.header).find((h) => h?.key === 'x-mesh-reason');
+      count(`check denied: ${denied?.value || `grpc status ${String(check.status?.code)}`}`);
+      seen[index] = { probe, verdict: undefined, decisionId: undefined };
+      return;
     }
+    if (headers === undefined && domain.metadataMasking) {
+      const removed = new Set((check.ok_response?.headers_to_remove ?? []).map((h) => h.toLowerCase()));
+      headers = set.headers.map((h) => ({ name: h.name, masked: removed.has(h.name) }));
+    }
+    const metadata = check.dynamic_metadata?.fields ?? {};
+    let verdict: Verdict | undefined;
+    try {
+      verdict = await exchange(extProc, probe, metadata, timeoutMs);
+    } catch (e) {
+      count((e as Error).message);
+    }
+    if (verdict?.kind === 'denied') count(`ext_proc denied: ${verdict.reason}`);
+    seen[index] = { probe, verdict, decisionId: metadata.decision_id?.stringValue };
+  };
+  try {
+    // A few exchanges in flight at once, as a mesh would send them; the server's audit group commit
+    // then batches their fsyncs instead of paying one per probe.
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < set.probes.length) {
+        const i = next++;
+        await runOne(set.probes[i], i);
+      }
+    };
+    await Promise.all(Array.from({ length: o.concurrency ?? 8 }, worker));
   } finally {
     authz.close();
     extProc.close();

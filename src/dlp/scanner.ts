@@ -52,6 +52,26 @@ const BUILT_IN: readonly Detector[] = [
 ];
 
 /**
+ * Every problem with a domain's `dlp` settings, as messages naming the setting (`dlp.entities: …`,
+ * `dlp.canaries[2]: …`), without the canary text. For the policy validator: the same rules
+ * `compileDlp` enforces, so a policy that validates also loads.
+ */
+export function dlpSettingsProblems(settings: DlpSettings): string[] {
+  const problems: string[] = [];
+  for (const name of settings.entities) {
+    if (!isDlpEntity(name)) problems.push(`dlp.entities: unknown entity ${JSON.stringify(name)} (known: ${DLP_ENTITIES.join(', ')})`);
+  }
+  settings.canaries.forEach((pattern, i) => {
+    try {
+      compileCanaries([pattern]);
+    } catch (e) {
+      problems.push((e as Error).message.replace('dlp.canaries[0]', `dlp.canaries[${i}]`));
+    }
+  });
+  return problems;
+}
+
+/**
  * Compiles a domain's `dlp` settings once per policy load. Throws an Error naming the setting for an
  * unknown entity or an invalid canary (the policy loader turns it into a validation error).
  *

@@ -18,6 +18,7 @@ interface Load {
   streams: number;
 }
 const loads = new WeakMap<Runtime, Load>();
+const REFUSED_STREAM_IDLE_MS = 5000;
 
 function loadOf(rt: Runtime): Load {
   let l = loads.get(rt);
@@ -102,16 +103,22 @@ export function limitStreams(rt: Runtime, impl: grpc.UntypedServiceImplementatio
     if (load.streams >= limits(rt).maxStreams) {
       rt.metrics.decisions.inc({ domain: '', decision: 'deny', reason: 'overloaded' });
       let answered = false;
-      call.on('data', () => {
+      // A refused stream that never sends a message must not hold a connection slot for ever.
+      const idle = setTimeout(() => finish(), REFUSED_STREAM_IDLE_MS);
+      idle.unref();
+      const finish = () => {
+        clearTimeout(idle);
         if (answered) return;
         answered = true;
-        call.write(encodeResponse({ type: 'immediate', reason: 'overloaded' }));
         call.end();
+      };
+      call.on('data', () => {
+        if (answered) return;
+        call.write(encodeResponse({ type: 'immediate', reason: 'overloaded' }));
+        finish();
       });
       call.on('error', () => undefined);
-      call.on('end', () => {
-        if (!answered) call.end();
-      });
+      call.on('end', finish);
       return;
     }
     load.streams++;

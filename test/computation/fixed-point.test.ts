@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { fromField, MODULUS, parseFieldElement, randomFieldElements, toField } from '../../src/protect/computation/field.js';
 import { decodeFixed, encodeFixed, FixedPointRangeError, MAX_ABS_SCALED } from '../../src/protect/computation/fixed-point.js';
-import { FieldPathError, parseFieldPath, parsePointer, pointerOf } from '../../src/protect/computation/json-path.js';
+import { FieldPathError, parseFieldPath, parsePointer, pointerOf } from '../../src/protect/json-path.js';
 import { splitSecrets } from '../../src/protect/computation/shares.js';
 
 describe('fixed-point encoding', () => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileDlp, DLP_ENTITIES } from '../../src/dlp/index.js';
+import { compileDlp, dlpSettingsProblems, DLP_ENTITIES } from '../../src/dlp/index.js';
 import { bytes, scanner, text } from './helpers.js';
 
 const BODY = bytes({ messages: [{ role: 'user', content: 'reach me at alice.smith@corp-mail.com, card 4111 1111 1111 1111' }] });
@@ -68,4 +68,13 @@ test('a catastrophic canary the linear engine accepts runs in linear time', () =
   const r = s.scan(bytes(`${'a'.repeat(50_000)}!`), 'text/plain');
   assert.equal(r.action, 'pass');
   assert.equal(r.truncated, false);
+});
+
+test('dlpSettingsProblems lists every problem compileDlp would throw for, by position', () => {
+  assert.deepEqual(dlpSettingsProblems({ action: 'redact', entities: ['EMAIL'], canaries: ['ok-[0-9]{4}'] }), []);
+  const problems = dlpSettingsProblems({ action: 'redact', entities: ['EMAIL', 'NOPE'], canaries: ['ok', 'x(', '(a+)+b?c*/i', '/(b+)+/i'] });
+  assert.equal(problems.length, 3);
+  assert.match(problems[0], /^dlp\.entities: unknown entity "NOPE"/);
+  assert.match(problems[1], /^dlp\.canaries\[1\]: invalid regular expression/);
+  assert.match(problems[2], /^dlp\.canaries\[3\]: nested quantifiers/);
 });

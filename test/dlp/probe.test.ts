@@ -88,3 +88,53 @@ test('audit re-scan finds planted values in raw and escaped form, and nothing in
   const dirty = `${clean}${JSON.stringify({ event: 'oops', note: p.value })}\n`;
   assert.deepEqual(rescanAudit(dirty, set), { lines: 2, leaked: 1, leakedEntities: ['PRIVATE_KEY'] });
 });
+
+test('mesh-pep probe --offline: prints the score, never a planted value, exit 0 when targets are met', async () => {
+  const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const { execFile } = await import('node:child_process');
+  const dir = await mkdtemp(join(tmpdir(), 'mesh-pep-probe-cli-'));
+  try {
+    const policy = join(dir, 'policy.yaml');
+    await writeFile(policy, [
+      'security_mesh:',
+      '  identity: {issuer: "https://issuer.test", audiences: ["agent-mesh"], jwks_file: keys/issuer.jwks.json}',
+      '  keys: {dir: keys}',
+      '  audit: {file: audit/audit.jsonl}',
+      '  domains:',
+      '    - name: notes',
+      '      tier: RETRIEVAL',
+      '      allowed_roles: [RETRIEVER]',
+      '      dlp: {action: redact, canaries: ["MESHPEP-CANARY-[0-9a-f]{16}"]}',
+      '',
+    ].join('\n'));
+    const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+    const { code, stdout } = await new Promise<{ code: number; stdout: string }>((done) => {
+      execFile(process.execPath, [main, 'probe', '--offline', '--config', policy, '--seed', '5'], (err, out) => {
+        done({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout: out });
+      });
+    });
+    assert.equal(code, 0, stdout);
+    assert.match(stdout, /== domain notes \(offline\)/);
+    assert.match(stdout, /recall 100\.0%/);
+    assert.match(stdout, /targets: met/);
+    const planted = buildProbeSet({ seed: 5 }).probes.filter((p) => p.kind === 'positive' && p.entity !== 'PRIVATE_KEY');
+    for (const p of planted) assert.ok(!stdout.includes(p.value), `${p.entity} value printed`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('redacted output re-scans clean: markers and re-encoded layers hold nothing', async () => {
+  const { compileDlp } = await import('../../src/dlp/index.js');
+  const scanner = compileDlp({ action: 'redact', entities: [], canaries: [set.canaryPattern] }, { budgetMs: 60_000 });
+  for (const p of set.probes.filter((x) => x.kind === 'positive')) {
+    const first = scanner.scan(p.body, p.contentType);
+    assert.equal(first.action, 'redact', p.id);
+    assert.ok(first.body);
+    const second = scanner.scan(first.body, p.contentType);
+    assert.deepEqual(second.findings, {}, `${p.id} ${p.entity} ${p.encoding}`);
+  }
+});

@@ -101,6 +101,48 @@ describe('property-based fuzzing of Check and header smuggling (real gRPC server
     assert.deepEqual(unhandled, []);
   });
 
+  it('bit-flipped CheckRequest bytes: decodable ones get a valid CheckResponse, never an allow without the credential', async () => {
+    const def = loadServices().Authorization.service.Check!;
+    const raw = new grpc.Client(h.server.address, grpc.credentials.createInsecure());
+    const base = def.requestSerialize(envoyCheckRequest({ token: good })) as Buffer;
+    const send = (bytes: Buffer) =>
+      new Promise<{ res?: CheckResponseView; err?: grpc.ServiceError }>((resolve) => {
+        raw.makeUnaryRequest('/envoy.service.auth.v3.Authorization/Check', (b: Buffer) => b, (b: Buffer) => def.responseDeserialize(b) as CheckResponseView, bytes, (err, res) =>
+          resolve(err ? { err } : { res: res! }),
+        );
+      });
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.record({ at: fc.nat(base.length - 1), bit: fc.nat(7) }), { minLength: 1, maxLength: 4 }), async (flips) => {
+          const bytes = Buffer.from(base);
+          for (const f of flips) bytes[f.at] = bytes[f.at]! ^ (1 << f.bit);
+          let decodable = true;
+          try {
+            def.requestDeserialize(bytes);
+          } catch {
+            decodable = false;
+          }
+          const { res, err } = await send(bytes);
+          if (!decodable) return; // grpc-js refuses undecodable bytes before any handler runs
+          assert.ok(res, `decodable request got a gRPC error: ${err?.code} ${err?.details}`);
+          assertValidResponse(res);
+          if (isAllow(res)) {
+            // An allow needs the same signed content: whatever bits flipped, the bearer value must
+            // still decode to the original header, claims and signature bytes.
+            const sent = def.requestDeserialize(bytes) as ReturnType<typeof envoyCheckRequest>;
+            const auth = Object.entries(sent.attributes.request.http.headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1] ?? '';
+            const token = /^bearer\s+(\S+)$/i.exec(auth)?.[1] ?? '';
+            const decode = (t: string) => t.split('.').map((seg) => Buffer.from(seg, 'base64url').toString('hex'));
+            assert.deepEqual(decode(token), decode(good), 'allowed with a modified credential');
+          }
+        }),
+        { numRuns: 200 },
+      );
+    } finally {
+      raw.close();
+    }
+  });
+
   it('spoofed x-agent-* / x-mesh-* in every casing never survive an allow', async () => {
     for (const name of SPOOFABLE) {
       const headers: Record<string, string> = {};

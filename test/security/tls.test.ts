@@ -7,7 +7,10 @@ import { loadServices } from '../../src/envoy/protos.js';
 import { envoyCheckRequest, type CheckResponseView } from '../support/envoy-check.js';
 import { createMeshFixture, policyYaml, DEFAULT_DOMAINS, type MeshFixture } from '../support/mesh-fixture.js';
 import { startTestServer } from '../support/envoy-check.js';
+import { spawn } from 'node:child_process';
+import { CLI, runCli } from '../support/cli.js';
 import { hasOpenssl, mintPki, type TestPki } from './certs.js';
+import { exited, freePort } from './load.js';
 import { isAllow } from './support.js';
 
 function check(address: string, creds: grpc.ChannelCredentials, req: unknown): Promise<CheckResponseView> {
@@ -80,6 +83,32 @@ describe('the gRPC listener over TLS and mTLS', { skip: hasOpenssl() ? false : '
       assert.equal(await handshake(s.grpcPort, ca, 'TLSv1.2', client), 'TLSv1.2');
     } finally {
       await s.close();
+      await fx.cleanup();
+    }
+  });
+
+  it('mesh-pep serve --tls-cert/--tls-key/--tls-client-ca serves mTLS; half a flag pair is refused', async () => {
+    const fx = await createMeshFixture();
+    const port = await freePort();
+    const child = spawn(process.execPath, [CLI, 'serve', '--config', fx.policyFile, '--grpc-address', `127.0.0.1:${port}`, '--admin-address', '127.0.0.1:0', '--no-init-keys',
+      '--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--tls-client-ca', pki.caCert], { env: { ...process.env, LOG_LEVEL: 'silent' }, stdio: 'ignore' });
+    try {
+      const token = await fx.token({ agent: 'cli-tls', role: 'RETRIEVER' });
+      const ca = pki.read(pki.caCert);
+      const withCert = () => grpc.credentials.createSsl(ca, pki.read(pki.clientKey), pki.read(pki.clientCert));
+      let res: CheckResponseView | undefined;
+      for (let i = 0; i < 100 && !res; i++) {
+        res = await check(`127.0.0.1:${port}`, withCert(), envoyCheckRequest({ token })).catch(() => undefined);
+        if (!res) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(res && isAllow(res));
+      await assert.rejects(check(`127.0.0.1:${port}`, grpc.credentials.createSsl(ca), envoyCheckRequest({ token })));
+      const half = await runCli(['serve', '--config', fx.policyFile, '--tls-cert', pki.serverCert]);
+      assert.equal(half.code, 2);
+      assert.match(half.stderr, /--tls-cert and --tls-key go together/);
+    } finally {
+      child.kill('SIGTERM');
+      await exited(child);
       await fx.cleanup();
     }
   });

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadPolicyFile } from '../../config/load.js';
 import { MeshError } from '../../errors.js';
-import { FieldPathError, parseFieldPath, selectPath } from '../../protect/computation/json-path.js';
+import { FieldPathError, parseFieldPath, selectPath } from '../../protect/json-path.js';
 import { UsageError, type CliCommand } from '../command.js';
 import { configPath, required } from '../options.js';
 

@@ -53,7 +53,8 @@ export const emailDetector: Detector = {
       let s = at;
       const leftLimit = Math.max(floor, at - 64);
       while (s > leftLimit && isLocalChar(text.charCodeAt(s - 1))) s--;
-      while (s < at && text[s] === '.') s++;
+      // A leading dot or apostrophe is punctuation around the address (`'a@b.com'`), not part of it.
+      while (s < at && (text[s] === '.' || text[s] === "'")) s++;
       const e = domainEnd(text, at + 1);
       const next = text.indexOf('@', at + 1);
       const boundaryOk = e >= text.length || !isDomainChar(text.charCodeAt(e)) || text[e] === '.' || text[e] === '-';

@@ -43,7 +43,7 @@ export { ensureDevKeys, generateRecipientJwks, enclavePrivateKeyFile, partyPriva
 export { openPartyBundle, reconstruct, sumShares, combineSums, openEnvelope, parseEnvelope } from './mpc.js';
 export type { OpenedBundle, Reconstructed, PartySum } from './mpc.js';
 export type { Envelope, EnvelopeParty, PartyBundle } from './mpc-format.js';
-export { parseFieldPath, FieldPathError } from './json-path.js';
+export { parseFieldPath, FieldPathError } from '../json-path.js';
 export { MODULUS } from './field.js';
 export { SCALE, MAX_ABS_VALUE, MAX_SUM_TERMS } from './fixed-point.js';
 export { loadPrivateKeyFile, importPrivateJwk } from './private-keys.js';

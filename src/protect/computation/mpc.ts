@@ -3,7 +3,7 @@ import type { JWK } from 'jose';
 import { PayloadError } from '../../errors.js';
 import { fromField, mod, MODULUS, parseFieldElement } from './field.js';
 import { decodeFixed, MAX_ABS_SCALED, MAX_SUM_TERMS, SCALE } from './fixed-point.js';
-import { getAtPointer, parseFieldPath, parsePointer } from './json-path.js';
+import { getAtPointer, parseFieldPath, parsePointer } from '../json-path.js';
 import { MPC_SCHEME, MPC_VERSION, readEnvelope, type Envelope, type EnvelopeParty, type PartyBundle } from './mpc-format.js';
 import { importPrivateJwk, type PrivateKey } from './private-keys.js';
 import { openWithPrivateKeys } from './tee.js';

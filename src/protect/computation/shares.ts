@@ -1,7 +1,7 @@
 import { PayloadError } from '../../errors.js';
 import { MODULUS, mod, randomFieldElements, toField } from './field.js';
 import { encodeFixed, FixedPointRangeError } from './fixed-point.js';
-import { FieldPathError, parseFieldPath, pointerOf, selectPath } from './json-path.js';
+import { FieldPathError, parseFieldPath, pointerOf, selectPath } from '../json-path.js';
 
 /** Deepest JSON nesting walked; deeper documents are rejected rather than risking the stack. */
 export const MAX_DEPTH = 128;

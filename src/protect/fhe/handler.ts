@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import type { DomainPolicy } from '../../config/types.js';
 import { PayloadError } from '../../errors.js';
-import { parseFieldPath, type PathSegment } from '../computation/json-path.js';
+import { parseFieldPath, type PathSegment } from '../json-path.js';
 import { loadKeyring } from '../keyring.js';
 import type { PayloadContext, PayloadResult, TierHandler } from '../tier-handler.js';
 import { fheKeyFiles, loadFheKeys } from './keys.js';

@@ -1,7 +1,7 @@
 import { PayloadError } from '../../errors.js';
 import { openForDomain, peekDomain, sealForDomain, utf8 } from '../jwe.js';
 import type { Keyring } from '../keyring.js';
-import type { PathSegment } from '../computation/json-path.js';
+import type { PathSegment } from '../json-path.js';
 import { decryptValue, deleteAll, encryptValues, loadEnvelope } from './codec.js';
 import type { FheKeySet } from './keys.js';
 import { chunkCount, isFheShaped } from './wire.js';

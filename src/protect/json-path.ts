@@ -1,5 +1,5 @@
 /**
- * The small JSONPath subset that `computation.fields` uses to name numeric fields, and JSON Pointers
+ * The small JSONPath subset that `computation.fields` and `fhe.paths` use to name numeric fields, and JSON Pointers
  * (RFC 6901) that name each concrete value in a share bundle (a standard every language can resolve).
  *
  * Field syntax: an optional `$`, then segments `.name`, `['name']` / `["name"]`, `[3]`, `.*` or `[*]`
