@@ -54,10 +54,10 @@ function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: St
   // One SERVER span for the exchange, parented by the trace Envoy propagates in the call's metadata
   // (else by the request's own headers); each message is an INTERNAL child of it.
   let streamSpan: SpanHandle | undefined;
-  const endStreamSpan = () => {
+  const endSpan = (span: SpanHandle | undefined) => {
     const n = stream.note;
-    if (streamSpan && n) {
-      streamSpan.setAttributes({
+    if (span && n) {
+      span.setAttributes({
         ...(n.domain ? { 'mesh.domain': n.domain } : {}),
         ...(n.tier ? { 'mesh.tier': n.tier } : {}),
         ...(n.role ? { 'mesh.agent.role': n.role } : {}),
@@ -65,7 +65,10 @@ function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: St
         'mesh.reason': n.reason,
       });
     }
-    streamSpan?.end();
+    span?.end();
+  };
+  const endStreamSpan = () => {
+    endSpan(streamSpan);
     streamSpan = undefined;
   };
 
@@ -99,17 +102,7 @@ function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: St
       try {
         out = await stream.handle(msg);
       } finally {
-        const n = stream.note;
-        if (span && n) {
-          span.setAttributes({
-            ...(n.domain ? { 'mesh.domain': n.domain } : {}),
-            ...(n.tier ? { 'mesh.tier': n.tier } : {}),
-            ...(n.role ? { 'mesh.agent.role': n.role } : {}),
-            'mesh.decision': n.outcome,
-            'mesh.reason': n.reason,
-          });
-        }
-        span?.end();
+        endSpan(span);
       }
       if (!open || out === undefined) return;
       call.write(encodeResponse(out));
