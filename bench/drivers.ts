@@ -34,7 +34,10 @@ class FrameReader {
 
 function sessions(address: string, n: number): http2.ClientHttp2Session[] {
   return Array.from({ length: n }, () => {
-    const s = http2.connect(`http://${address}`);
+    // Envoy's HTTP/2 windows are large (initial_stream_window_size 256 MiB by default); Node's 64 KiB
+    // default would make every large answer wait for a WINDOW_UPDATE round trip.
+    const s = http2.connect(`http://${address}`, { settings: { initialWindowSize: 16 * 1024 * 1024 } });
+    s.on('connect', () => s.setLocalWindowSize(16 * 1024 * 1024));
     s.on('error', () => undefined);
     return s;
   });

@@ -118,6 +118,32 @@ async function rssMb(pid: number): Promise<number> {
   return kb / 1024;
 }
 
+/** CPU time (user + system) of a process and its children (cluster workers), in µs. */
+async function cpuUs(pid: number): Promise<number> {
+  let ticks = 0;
+  const visit = async (p: number) => {
+    try {
+      const stat = await readFile(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+      const kids = (await readFile(`/proc/${p}/task/${p}/children`, 'utf8')).trim();
+      for (const k of kids ? kids.split(/\s+/) : []) await visit(Number(k));
+    } catch {
+      /* gone */
+    }
+  };
+  await visit(pid);
+  return (ticks * 1e6) / 100; // USER_HZ is 100 on Linux
+}
+
+/** Server CPU per answered request: robust to a busy machine, unlike req/s at saturation. */
+async function withCpu<T extends { requests: number }>(pid: number | undefined, fn: () => Promise<T>): Promise<T & { cpuUsPerReq: number }> {
+  const before = pid ? await cpuUs(pid) : 0;
+  const result = await fn();
+  const after = pid ? await cpuUs(pid) : 0;
+  return { ...result, cpuUsPerReq: pid && result.requests ? (after - before) / result.requests : NaN };
+}
+
 async function withRss<T>(pid: number | undefined, fn: () => Promise<T>): Promise<{ result: T; rssMb: number }> {
   let max = 0;
   const timer = setInterval(() => {
@@ -154,6 +180,8 @@ interface Row {
   failed: number;
   ratio?: number;
   rssMb?: number;
+  /** Server CPU time per answered request (fixed-rate runs). */
+  cpuUsPerReq?: number;
   note?: string;
 }
 
@@ -226,12 +254,14 @@ async function main(): Promise<number> {
     rows.push(row('cached credential', 'bare', 'max', bareBest, { note: `median of ${pairs.length} paired rounds` }));
     rows.push(row('cached credential', 'mesh-pep', 'max', pepBest, { workers: 1, ratio: pepBest.rps / bareBest.rps, rssMb: pepMaxRss, note: `round ratios ${facts.cached_ratio_rounds}` }));
 
-    // 2. fixed rates (latency)
+    // 2. fixed rates (latency), with server CPU per request for both servers
     for (const rps of [1000, 3000]) {
       log(`cached credential at ${rps} rps`);
       const fixed = { clients: 4, streams: 8, rps };
-      rows.push(row('cached credential', 'bare', `${rps} rps`, await runH2load({ ...base, ...fixed, url: urlOf(bare), dataFile: data.plain! })));
-      rows.push(row('cached credential', 'mesh-pep', `${rps} rps`, await runH2load({ ...base, ...fixed, url: urlOf(pep), dataFile: data.plain! }), { workers: 1 }));
+      const b = await withCpu(bare.child.pid, () => runH2load({ ...base, ...fixed, url: urlOf(bare!), dataFile: data.plain! }));
+      const p = await withCpu(pep.child.pid, () => runH2load({ ...base, ...fixed, url: urlOf(pep!), dataFile: data.plain! }));
+      rows.push(row('cached credential', 'bare', `${rps} rps`, b, { cpuUsPerReq: b.cpuUsPerReq }));
+      rows.push(row('cached credential', 'mesh-pep', `${rps} rps`, p, { workers: 1, cpuUsPerReq: p.cpuUsPerReq, ratio: b.cpuUsPerReq / p.cpuUsPerReq, note: 'ratio = bare CPU/req ÷ mesh-pep CPU/req' }));
     }
 
     // 3. deny path, masking domain, FULL_MESH audit (max throughput; ratios to the bare best)
@@ -343,7 +373,7 @@ function jsonBody(size: number): Buffer {
 }
 
 function table(rows: Row[]): string {
-  const head = ['scenario', 'target', 'w', 'mode', 'req/s', 'ratio', 'p50 ms', 'p99 ms', 'p99.9 ms', 'failed', 'RSS MB', 'note'];
+  const head = ['scenario', 'target', 'w', 'mode', 'req/s', 'ratio', 'p50 ms', 'p99 ms', 'p99.9 ms', 'failed', 'CPU µs/req', 'RSS MB', 'note'];
   const lines = rows.map((r) => [
     r.scenario,
     r.target,
@@ -355,6 +385,7 @@ function table(rows: Row[]): string {
     r.p99Ms.toFixed(3),
     r.p999Ms.toFixed(3),
     String(r.failed),
+    r.cpuUsPerReq === undefined ? '' : r.cpuUsPerReq.toFixed(0),
     r.rssMb === undefined ? '' : r.rssMb.toFixed(0),
     r.note ?? '',
   ]);

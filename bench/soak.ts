@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { verifyAuditChain } from '../src/audit/verify.js';
 import { createMeshFixture } from '../test/support/mesh-fixture.js';
 import { envoyCheckRequest } from '../test/support/envoy-check.js';
-import { exited, freePort, spawnServe, startLoad } from '../test/security/load.js';
+import { exited, freePort, recordedDecisionIds, spawnServe, startLoad } from '../test/security/load.js';
 
 function rssKiB(pid: number | undefined): Promise<number> {
   if (pid === undefined) return Promise.resolve(0);
@@ -58,10 +58,15 @@ async function main(): Promise<number> {
     request: (i) => envoyCheckRequest({ token: i % 50 === 0 ? 'not-a-token' : tokens[i % tokens.length] }),
   });
   const faults: Record<string, number> = {};
-  const memory: Array<{ life: number; startKiB: number; endKiB: number }> = [];
+  const memory: Array<{ life: number; startKiB: number; endKiB: number; maxKiB: number }> = [];
+  let maxKiB = 0;
+  // RSS right after start is mostly code and the heap's initial size; the growth that matters is how
+  // far it climbs under steady load, sampled every second per process lifetime.
+  const sampler = setInterval(() => void rssKiB(child.pid).then((k) => (maxKiB = Math.max(maxKiB, k))), 1000);
   let life = 0;
   await sleep(3000);
   let startKiB = await rssKiB(child.pid);
+  maxKiB = startKiB;
   const deadline = Date.now() + seconds * 1000;
   const cycle = ['policy_garbage', 'jwks_outage', 'stall', 'sigkill_restart'] as const;
   for (let n = 0; Date.now() < deadline; n++) {
@@ -86,28 +91,25 @@ async function main(): Promise<number> {
         child.kill('SIGCONT');
         break;
       case 'sigkill_restart':
-        memory.push({ life: life++, startKiB, endKiB: await rssKiB(child.pid) });
+        memory.push({ life: life++, startKiB, endKiB: await rssKiB(child.pid), maxKiB });
         child.kill('SIGKILL');
         await exited(child);
         child = await spawnServe(fx.policyFile, grpcPort, adminPort);
         await sleep(2000);
         startKiB = await rssKiB(child.pid);
+        maxKiB = startKiB;
         break;
     }
   }
-  memory.push({ life: life++, startKiB, endKiB: await rssKiB(child.pid) });
+  memory.push({ life: life++, startKiB, endKiB: await rssKiB(child.pid), maxKiB });
+  clearInterval(sampler);
   child.kill('SIGTERM');
   const code = await exited(child);
   const stats = await load.stop();
   jwksServer.close();
 
   const chain = await verifyAuditChain(fx.policy.audit.file);
-  const recorded = new Set(
-    (await readFile(fx.policy.audit.file, 'utf8'))
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => (JSON.parse(l) as { decision_id: string }).decision_id),
-  );
+  const recorded = await recordedDecisionIds(fx.policy.audit.file);
   const lost = [...stats.allowedIds].filter((id) => !recorded.has(id)).length;
   const report = {
     seconds,
@@ -120,7 +122,9 @@ async function main(): Promise<number> {
     invalid_responses: stats.invalid,
     faults_injected: faults,
     server_rss_kib_by_lifetime: memory,
+    max_rss_growth_kib: Math.max(...memory.map((m) => m.maxKiB - m.startKiB)),
     audit_records: recorded.size,
+    audit_files: chain.ok ? chain.files.length : undefined,
     audit_chain_ok: chain.ok,
     audit_records_lost: lost,
     sigterm_exit_code: code,

@@ -1,4 +1,5 @@
 import { parseFieldPath } from '../protect/json-path.js';
+import { dlpSettingsProblems } from '../dlp/index.js';
 import type { RawPolicy } from './raw.js';
 import type { SchemaWalker } from './schema-walker.js';
 
@@ -62,13 +63,21 @@ export function checkSemantics(raw: RawPolicy, w: SchemaWalker): void {
       });
     checkPaths(d.computation?.fields, 'computation.fields');
     checkPaths(d.fhe?.paths, 'fhe.paths');
-    d.dlp?.canaries?.forEach((re, j) => {
-      try {
-        new RegExp(re, 'u');
-      } catch (e) {
-        w.error(w.at(`${p}.dlp.canaries[${j}]`), `${p}.dlp.canaries[${j}]: not a valid regular expression (${(e as Error).message})`);
-      }
-    });
+    // The leak guard's own rules, item by item so each problem points at its line; messages never quote
+    // a canary (a canary can be a secret itself).
+    if (d.dlp) {
+      const { action } = d.dlp;
+      d.dlp.entities?.forEach((entity, j) => {
+        for (const problem of dlpSettingsProblems({ action, entities: [entity], canaries: [] })) {
+          w.error(w.at(`${p}.dlp.entities[${j}]`), `${p}.${problem.replace('dlp.entities', `dlp.entities[${j}]`)}`);
+        }
+      });
+      d.dlp.canaries?.forEach((canary, j) => {
+        for (const problem of dlpSettingsProblems({ action, entities: [], canaries: [canary] })) {
+          w.error(w.at(`${p}.dlp.canaries[${j}]`), `${p}.${problem.replace('dlp.canaries[0]', `dlp.canaries[${j}]`)}`);
+        }
+      });
+    }
     for (const field of ['mask_headers', 'mask_response_headers'] as const) {
       d[field]?.forEach((h, j) => {
         if (h === 'host') w.error(w.at(`${p}.${field}[${j}]`), `${p}.${field}[${j}]: "host" cannot be removed (Envoy refuses it)`);

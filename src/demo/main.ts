@@ -38,7 +38,12 @@ function describe(r: SidecarResult, calleeSaw?: string): Pick<Row, 'decision' | 
   const prot = sent ? header(sent.headers, 'x-mesh-protected') : undefined;
   const parts = [`callee sees ${who}`, `removed: ${short(r.removed)}`];
   if (prot) parts.push(`body → ${prot} (${header(sent!.headers, 'content-type')}, ${sent!.body.length} B)`);
-  if (ex.kind === 'local') return { decision: `DENY ${ex.response.status} ${header(ex.response.headers, 'x-mesh-reason') ?? ex.localReason}`, detail: parts.join('; ') };
+  if (ex.kind === 'local') {
+    return {
+      decision: `DENY ${ex.response.status} ${header(ex.response.headers, 'x-mesh-reason') ?? ex.localReason}`,
+      detail: `Check allowed, then ext_proc stopped the body before the callee (findings audited as counts only)`,
+    };
+  }
   if (calleeSaw) parts.push(calleeSaw);
   if (ex.response.body.length) parts.push(`caller got ${header(ex.response.headers, 'content-type')}: ${ex.response.body.toString('utf8').slice(0, 60)}`);
   return { decision: `ALLOW ${ex.response.status}`, detail: parts.join('; ') };

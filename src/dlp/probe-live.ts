@@ -28,6 +28,11 @@ export interface LiveOptions {
   auditFile?: string;
   /** Exchanges in flight at once (default 8). */
   concurrency?: number;
+  /**
+   * `request` (default): the probe body is what the caller sends; `response`: the callee answers a
+   * benign request with the probe body, which the leak guard scans after unprotection.
+   */
+  direction?: 'request' | 'response';
 }
 
 export interface LiveRun {
@@ -44,8 +49,13 @@ type Verdict =
   | { kind: 'denied'; reason: string }
   | { kind: 'forwarded'; body: Uint8Array; protectedBy: string | undefined };
 
-/** The callee: acknowledges whatever it received (the probe scores the request direction). */
-const CALLEE: HttpResponse = { status: 200, headers: [['content-type', 'application/json']], body: Buffer.from('{"ok":true}') };
+/** The callee in request mode: acknowledges whatever it received. */
+const ACK: HttpResponse = { status: 200, headers: [['content-type', 'application/json']], body: Buffer.from('{"ok":true}') };
+const READ_REQUEST = Buffer.from('{"op":"read","limit":10}');
+
+function probeHeaders(probe: Probe): Record<string, string> {
+  return { 'content-type': probe.contentType, ...(probe.contentEncoding ? { 'content-encoding': probe.contentEncoding } : {}) };
+}
 
 /** Findings recorded in the audit file, by decision id (entity counts summed over the decision's events). */
 async function auditFindings(file: string | undefined): Promise<Map<string, Record<string, number>> | undefined> {
@@ -84,6 +94,7 @@ export async function runLive(o: LiveOptions): Promise<LiveRun> {
     claims: { role: policy.identity.roleClaim, attestation: policy.identity.attestationClaim, spiffe: policy.identity.spiffeClaim },
   });
   const sidecar = new SidecarPeer(o.server);
+  const inResponse = o.direction === 'response';
   const topology = Object.fromEntries(set.headers.map((h) => [h.name, h.value]));
   const errors: Record<string, number> = {};
   const count = (reason: string) => {
@@ -101,13 +112,13 @@ export async function runLive(o: LiveOptions): Promise<LiveRun> {
           method: probe.method,
           path: probe.path,
           host: 'agents.local',
-          headers: { ...topology, 'content-type': probe.contentType, ...(probe.contentEncoding ? { 'content-encoding': probe.contentEncoding } : {}) },
-          body: Buffer.from(probe.body),
+          headers: { ...topology, ...(inResponse ? { 'content-type': 'application/json' } : probeHeaders(probe)) },
+          body: inResponse ? READ_REQUEST : Buffer.from(probe.body),
           token,
           principal: CALLER_SPIFFE,
           domain: domain.name,
         },
-        () => CALLEE,
+        () => (inResponse ? { status: 200, headers: Object.entries(probeHeaders(probe)), body: Buffer.from(probe.body) } : ACK),
       );
       if (r.kind === 'denied') {
         count(`check denied: ${r.reason}`);
@@ -122,6 +133,9 @@ export async function runLive(o: LiveOptions): Promise<LiveRun> {
           const reason = header(ex.response.headers, 'x-mesh-reason') ?? ex.localReason ?? `http ${ex.response.status}`;
           verdict = reason === 'dlp_blocked' ? { kind: 'blocked' } : { kind: 'denied', reason };
           if (verdict.kind === 'denied') count(`ext_proc denied: ${reason}`);
+        } else if (inResponse) {
+          // What the calling agent receives: already unprotected by the server.
+          verdict = { kind: 'forwarded', body: ex.response.body, protectedBy: header(ex.response.headers, 'x-mesh-protected') };
         } else {
           verdict = { kind: 'forwarded', body: ex.upstreamRequest.body, protectedBy: header(ex.upstreamRequest.headers, 'x-mesh-protected') };
         }

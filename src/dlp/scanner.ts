@@ -90,13 +90,15 @@ export function compileDlp(settings: DlpSettings, opts: DlpOptions = {}): DlpSca
   const canaries = compileCanaries(settings.canaries);
   const action = settings.action;
   // Shortest text worth scanning: 6 for the built-ins (`a@b.co`), less if a canary can match shorter.
+  const builtIns = BUILT_IN.filter((d) => d.entities.some((e) => enabled.has(e)));
+  const canaryOn = canaries.length > 0 && enabled.has('CANARY');
   const minLength = enabled.has('CANARY') ? Math.min(6, ...canaries.map((c) => Math.max(1, c.prefix.length))) : 6;
 
   return {
     scan(body: Uint8Array, contentType: string | undefined): DlpResult {
       const budget = new ScanBudget(budgetMs, maxBytes * 4);
-      const detectors = BUILT_IN.filter((d) => d.entities.some((e) => enabled.has(e)));
-      if (canaries.length > 0 && enabled.has('CANARY')) detectors.push(canaryDetector(canaries, () => budget.over()));
+      // The canary detector polls this scan's budget between its windows, so it is bound per scan.
+      const detectors = canaryOn ? [...builtIns, canaryDetector(canaries, () => budget.over())] : builtIns;
       const state: ScanState = { detectors, enabled, budget, minLength };
       const { counts, redacted, truncated } = scanBody(state, body, contentType, maxBytes);
       const findings = Object.freeze(counts);

@@ -7,6 +7,7 @@ import { createAdminHttpServer } from '../admin/http.js';
 import { createCheckService } from '../envoy/check/service.js';
 import { createExtProcService, extProcServiceDefinition } from '../envoy/ext-proc/service.js';
 import { loadServices, packageDefinition } from '../envoy/protos.js';
+import { createDlpScanFor } from '../dlp/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ServerTlsSettings } from '../config/types.js';
 import { limitStreams } from './overload.js';
@@ -69,7 +70,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     'grpc.keepalive_permit_without_calls': 1,
   });
   server.addService(services.Authorization.service, createCheckService(rt));
-  server.addService(extProcServiceDefinition(), limitStreams(rt, createExtProcService(rt)));
+  server.addService(extProcServiceDefinition(), limitStreams(rt, createExtProcService(rt, { scanFor: createDlpScanFor() })));
   server.addService(services.Admin.service, createAdminService(rt));
   const health = new HealthImplementation({
     '': 'NOT_SERVING',

@@ -5,7 +5,7 @@ import os from 'node:os';
 import { loadPolicyFile } from '../config/load.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ensureDevKeys } from './dev-keys.js';
-import { startServer, type RunningServer } from './start.js';
+import type { RunningServer } from './start.js';
 
 /**
  * `mesh-pep serve --workers N`: N node:cluster workers share the gRPC port (the primary accepts and
@@ -236,6 +236,8 @@ export async function runClusterPrimary(opts: ClusterOptions): Promise<number> {
 export async function runClusterWorker(opts: ClusterOptions): Promise<number> {
   const slot = Number(process.env[SLOT_ENV]);
   const log = opts.log.child({ worker: slot });
+  // Imported here, not at the top: the primary never loads gRPC and the protos, so it forks sooner.
+  const { startServer } = await import('./start.js');
   const running: RunningServer = await startServer({
     configFile: opts.configFile,
     grpcAddress: opts.grpcAddress,

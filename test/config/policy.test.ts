@@ -96,7 +96,7 @@ describe('policy file', () => {
     assert.match(e[0]!, /^p\.yaml:2:\d+: security_mesh\.identity: set jwks_file or jwks_uri, not both/);
     assert.ok(e.some((x) => /domains\[0\]\.fhe: only FHE domains/.test(x)));
     assert.ok(e.some((x) => /mask_headers\[0\]: "host" cannot be removed/.test(x)));
-    assert.ok(e.some((x) => /canaries\[0\]: not a valid regular expression/.test(x)));
+    assert.ok(e.some((x) => /canaries\[0\]: invalid regular expression/.test(x)));
     assert.ok(e.some((x) => /domains\[1\]\.computation: mode mpc needs at least two parties/.test(x)));
   });
 

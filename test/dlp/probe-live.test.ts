@@ -3,15 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import { createDlpScanFor } from '../../src/dlp/index.js';
 import { buildProbeSet, type ProbeSet } from '../../src/dlp/probe-set.js';
 import { runLive } from '../../src/dlp/probe-live.js';
 import { formatScore, scorableEntities, scoreProbes, targetsMet } from '../../src/dlp/probe-score.js';
-import { createCheckService } from '../../src/envoy/check/service.js';
-import { createExtProcService, extProcServiceDefinition } from '../../src/envoy/ext-proc/service.js';
-import { loadServices } from '../../src/envoy/protos.js';
-import { Runtime } from '../../src/server/runtime.js';
+import type { Runtime } from '../../src/server/runtime.js';
+import { startServer } from '../../src/server/start.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 
 const POLICY = `
@@ -40,28 +36,19 @@ security_mesh:
 `;
 
 /**
- * The probe's live mode against real server components over gRPC on 127.0.0.1: the runtime (policy,
- * dev keys minted into a temp dir, audit chain), the Check service and the ext_proc service with the
- * leak guard wired in as its scan step. Assembled here rather than through startServer so the test
- * pins the DLP wiring it needs (`scanFor: createDlpScanFor()`).
+ * The probe's live mode against the real server (startServer, as `mesh-pep serve` runs it) over gRPC
+ * on 127.0.0.1: policy, dev keys minted into a temp dir, audit chain, Check and ext_proc with the
+ * leak guard as its scan step.
  */
 async function withServer(fn: (address: string, rt: Runtime) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'mesh-pep-probe-'));
   const configFile = join(dir, 'policy.yaml');
   await writeFile(configFile, POLICY);
-  const rt = await Runtime.create({ configFile, initDevKeys: true, log: createLogger('silent') });
-  const server = new grpc.Server();
-  server.addService(loadServices().Authorization.service, createCheckService(rt));
-  server.addService(extProcServiceDefinition(), createExtProcService(rt, { scanFor: createDlpScanFor() }));
+  const server = await startServer({ configFile, grpcAddress: '127.0.0.1:0', adminAddress: '127.0.0.1:0', initDevKeys: true, log: createLogger('silent') });
   try {
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-    );
-    rt.listening = true;
-    await fn(`127.0.0.1:${port}`, rt);
+    await fn(`127.0.0.1:${server.grpcPort}`, server.runtime);
   } finally {
-    server.forceShutdown();
-    await rt.close();
+    await server.close();
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -101,5 +88,19 @@ test('live probe: block domain answers dlp_blocked for its entities and passes l
     assert.deepEqual(Object.keys(score.byEntity).sort(), ['AWS_SECRET_KEY', 'CREDIT_CARD', 'PRIVATE_KEY', 'US_SSN']);
     assert.ok(targetsMet(score), formatScore(score));
     assert.equal(run.headers, undefined, 'no header score for a domain without masking');
+  });
+});
+
+test('live probe, response direction: what the callee answers is scanned after unprotection', async () => {
+  await withServer(async (address, rt) => {
+    const policy = rt.policy();
+    const domain = policy.domainsByName.get('agent_memory');
+    assert.ok(domain?.dlp);
+    const set = smallSet();
+    const run = await runLive({ server: address, policy, domain, set, auditFile: policy.audit.file, direction: 'response' });
+    assert.deepEqual(run.errors, {});
+    const audit = await readFile(policy.audit.file, 'utf8');
+    const score = scoreProbes(run.outcomes, scorableEntities(domain.dlp, set), { auditText: audit, set });
+    assert.ok(targetsMet(score), formatScore(score));
   });
 });

@@ -5,12 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { verifyAuditChain } from '../../src/audit/verify.js';
 import { envoyCheckRequest, setHeaders, startTestServer, type CheckResponseView } from '../support/envoy-check.js';
 import { createMeshFixture } from '../support/mesh-fixture.js';
-import { exited, freePort, spawnServe, startLoad } from './load.js';
+import { exited, freePort, recordedDecisionIds, spawnServe, startLoad } from './load.js';
 
-async function recordedIds(file: string): Promise<Set<string>> {
-  const text = await readFile(file, 'utf8');
-  return new Set(text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { decision_id: string }).decision_id));
-}
 
 describe('faults under load', () => {
   it('kill -9 under load, restart, SIGTERM under load: chain intact, every allowed decision recorded', async () => {
@@ -33,7 +29,7 @@ describe('faults under load', () => {
       assert.equal(stats.invalid, 0);
       const chain = await verifyAuditChain(fx.policy.audit.file);
       assert.ok(chain.ok, JSON.stringify(chain));
-      const ids = await recordedIds(fx.policy.audit.file);
+      const ids = await recordedDecisionIds(fx.policy.audit.file);
       const lost = [...stats.allowedIds].filter((id) => !ids.has(id));
       assert.deepEqual(lost, [], 'an allow was answered without its durable audit record');
     } finally {

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { rotatedSiblings } from '../../src/audit/chain-files.js';
 import { CLI } from '../support/cli.js';
 import { CheckClient, denyReason, envoyCheckRequest, setHeaders, type CheckResponseView } from '../support/envoy-check.js';
 
@@ -108,4 +110,15 @@ export async function spawnServe(policyFile: string, grpcPort: number, adminPort
 
 export function exited(child: ChildProcess): Promise<number | null> {
   return child.exitCode !== null || child.signalCode !== null ? Promise.resolve(child.exitCode) : new Promise((r) => child.once('exit', (code) => r(code)));
+}
+
+/** Decision ids of every record in the audit file and its rotated predecessors. */
+export async function recordedDecisionIds(file: string): Promise<Set<string>> {
+  const files = [...(await rotatedSiblings(file)).map((r) => r.path), file];
+  const ids = new Set<string>();
+  for (const f of files) {
+    const text = await readFile(f, 'utf8').catch(() => '');
+    for (const line of text.split('\n')) if (line) ids.add((JSON.parse(line) as { decision_id: string }).decision_id);
+  }
+  return ids;
 }

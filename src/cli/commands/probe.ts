@@ -18,7 +18,8 @@ export const command: CliCommand = {
   name: 'probe',
   summary: 'run AgentLeak-style leak probes against the leak guard and score them',
   help: `Usage: mesh-pep probe [--config FILE] [--server HOST:PORT | --offline] [--domain D ...]
-                      [--audit FILE] [--seed N] [--positives N] [--negatives N] [--json]
+                      [--direction request|response] [--audit FILE] [--seed N]
+                      [--positives N] [--negatives N] [--json]
 
 Builds a synthetic probe set: planted values of every leak-guard entity in chat messages, tool-call
 arguments, tool results, memory writes, reasoning summaries and log lines (wrapped in JSON-in-JSON,
@@ -31,6 +32,7 @@ the topology headers masking domains must strip. Then, for every domain with a \
 Prints recall per entity and channel, the false-positive rate, the header mask rate (live, masking
 domains) and, with --audit, a re-scan of the audit file for any planted value. Values are never printed.
   --server H:P     mesh-pep gRPC address (default 127.0.0.1:9001)
+  --direction D    live: the probe body is the caller's request (default) or the callee's response
   --audit FILE     the server's audit file: findings per decision, and the re-scan for planted values
   --seed N         probe-set seed (default 20261128); --positives/--negatives per entity and channel (2/1)
   --json           print the scores as JSON
@@ -47,6 +49,7 @@ Targets: recall >= 98% (CANARY 100%), false positives <= 2%, headers 100% masked
         offline: { type: 'boolean', default: false },
         domain: { type: 'string', multiple: true, default: [] },
         audit: { type: 'string' },
+        direction: { type: 'string', default: 'request' },
         seed: { type: 'string' },
         positives: { type: 'string' },
         negatives: { type: 'string' },
@@ -55,6 +58,8 @@ Targets: recall >= 98% (CANARY 100%), false positives <= 2%, headers 100% masked
       strict: true,
     });
     if (values.offline && values.server !== undefined) throw new UsageError('--offline and --server exclude each other');
+    const direction = values.direction;
+    if (direction !== 'request' && direction !== 'response') throw new UsageError('--direction must be request or response');
     const { policy } = await loadPolicyFile(configPath(values.config));
     const wanted = values.domain!;
     for (const d of wanted) if (!policy.domainsByName.has(d)) throw new UsageError(`domain "${d}" is not in ${policy.source}`);
@@ -81,14 +86,14 @@ Targets: recall >= 98% (CANARY 100%), false positives <= 2%, headers 100% masked
       const { runLive } = await import('../../dlp/probe-live.js');
       let live;
       try {
-        live = await runLive({ server: values.server ?? '127.0.0.1:9001', policy, domain, set, auditFile: values.audit });
+        live = await runLive({ server: values.server ?? '127.0.0.1:9001', policy, domain, set, auditFile: values.audit, direction });
       } catch (e) {
         process.stderr.write(`mesh-pep probe: ${(e as Error).message}\n`);
         return 1;
       }
       const text = values.audit === undefined ? undefined : await readFile(values.audit, 'utf8');
       const score = scoreProbes(live.outcomes, scorableEntities(settings, set), { headers: live.headers, auditText: text, set });
-      results.push({ domain: domain.name, mode: `live ${values.server ?? '127.0.0.1:9001'}`, score, errors: live.errors, unobserved: live.unobserved });
+      results.push({ domain: domain.name, mode: `live ${values.server ?? '127.0.0.1:9001'}, ${direction}s`, score, errors: live.errors, unobserved: live.unobserved });
       if (live.outcomes.length > 0 && Object.values(live.errors).reduce((a, b) => a + b, 0) === live.outcomes.length) {
         printResults(results, values.json!, set);
         process.stderr.write('mesh-pep probe: the server processed none of the probes\n');

@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../../errors.js';
-import { startServer } from '../../server/start.js';
 import { isClusterWorker, parseWorkerCount, runClusterPrimary, runClusterWorker } from '../../server/workers.js';
 import { createLogger } from '../../telemetry/logger.js';
 import type { CliCommand } from '../command.js';
@@ -79,6 +78,8 @@ last good policy serving); SIGTERM/SIGINT drain: readiness goes 503, in-flight c
         throw e;
       }
     }
+    // Loaded only when serving in this process: a cluster primary never needs gRPC or the protos.
+    const { startServer } = await import('../../server/start.js');
     let server;
     try {
       server = await startServer({

@@ -203,6 +203,9 @@ export class ExtProcStream {
       ctx.log.error({ err: { message: (e as Error).message }, domain: flow.domain.name, decision_id: flow.decisionId, phase }, 'body processing failed');
       return this.refuse(flow, phase, 'internal_error', false, undefined);
     }
+    for (const [entity, n] of Object.entries(verdict.findings)) {
+      ctx.metrics.dlpFindings.inc({ domain: flow.domain.name, entity, action: flow.domain.dlp?.action ?? 'report' }, n);
+    }
     if (verdict.kind === 'deny') {
       ctx.log.warn({ domain: flow.domain.name, decision_id: flow.decisionId, phase, reason: verdict.reason }, 'body refused');
       return this.refuse(flow, phase, verdict.reason, false, verdict.plaintext, verdict.findings);
