@@ -110,6 +110,12 @@ function checkZones(raw: RawPolicy, w: SchemaWalker): void {
     const prev = defined.get(z.name);
     if (prev !== undefined) w.error(w.at(`${base}.zones[${i}].name`), `${base}.zones[${i}].name: duplicate zone "${z.name}" (first defined at ${base}.zones[${prev}])`);
     else defined.set(z.name, i);
+    (Array.isArray(z.principals) ? z.principals : []).forEach((pat, j) => {
+      // Envoy reports Istio peers as spiffe:// URIs; anything else never matches under Istio mTLS.
+      if (typeof pat === 'string' && !pat.startsWith('spiffe://')) {
+        w.warn(w.at(`${base}.zones[${i}].principals[${j}]`), `${base}.zones[${i}].principals[${j}]: "${pat}" is not a spiffe:// principal; Istio peers are reported as spiffe://<trust-domain>/ns/<ns>/sa/<sa>`);
+      }
+    });
   });
   (Array.isArray(m.domains) ? m.domains : []).forEach((d, i) => {
     if (!d || typeof d.name !== 'string') return;

@@ -36,6 +36,11 @@ export class Pseudonymizer {
     return p;
   }
 
+  /** Key of the MAC that binds Check's request headers to its decision (`policy/binding.ts`). */
+  bindingKey(): Buffer {
+    return this.keyFor('\u0000decision-binding');
+  }
+
   /** Keyed hash for other values that must not appear in clear (e.g. a masked request path in audit). */
   keyedHash(domain: string, value: string): string {
     return createHmac('sha256', this.keyFor(domain)).update(`value:${value}`).digest('hex').slice(0, 32);

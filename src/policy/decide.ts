@@ -8,6 +8,7 @@ import type { AllowDecision, Decision, DecisionStep, DenyDecision } from './deci
 import type { ReasonCode } from './reasons.js';
 import type { RequestAttributes } from './request.js';
 import { selectDomain } from './select-domain.js';
+import { bindDecision } from './binding.js';
 
 export interface CredentialSource {
   verify(token: string): Promise<VerifiedCredential>;
@@ -151,10 +152,19 @@ export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<
     }
   }
 
-  return allow(req, domain, cred, agent, id, steps);
+  return allow(req, domain, cred, agent, id, steps, deps.pseudonyms.bindingKey(), now);
 }
 
-function allow(req: RequestAttributes, domain: DomainPolicy, cred: VerifiedCredential, agent: string, id: string, steps: Steps): AllowDecision {
+function allow(
+  req: RequestAttributes,
+  domain: DomainPolicy,
+  cred: VerifiedCredential,
+  agent: string,
+  id: string,
+  steps: Steps,
+  bindingKey: Uint8Array,
+  now: number,
+): AllowDecision {
   const role = cred.role!;
   const agentHeader = domain.metadataMasking ? 'x-agent-pseudonym' : 'x-agent-id';
   const setHeaders: Array<readonly [string, string]> = [
@@ -163,6 +173,7 @@ function allow(req: RequestAttributes, domain: DomainPolicy, cred: VerifiedCrede
     ['x-mesh-tier', domain.tier],
     ['x-mesh-decision-id', id],
     [agentHeader, agent],
+    ['x-mesh-binding', bindDecision(bindingKey, { decisionId: id, domain: domain.name, role, agent }, now)],
   ];
   const setNames = new Set(setHeaders.map(([n]) => n));
   // Credentials never reach the callee; topology headers go in masking domains; client-sent

@@ -8,7 +8,7 @@ import { openPartyBundle, parseEnvelope, reconstruct } from '../../src/protect/c
 import { sealForDomain } from '../../src/protect/jwe.js';
 import { loadKeyring } from '../../src/protect/keyring.js';
 import { EnvoyPeer, header, type HttpRequest } from '../support/envoy-peer.js';
-import { startTestServer, type TestServer } from '../support/extproc-server.js';
+import { startTestServer, type TestServer, checkedHeaders } from '../support/extproc-server.js';
 import { keyPair, tempDir, TRUSTED, UNTRUSTED, writeJson } from './fixtures.js';
 
 /**
@@ -59,8 +59,7 @@ function post(domain: string, role: string, body: string, contentType = 'applica
       [':scheme', 'http'],
       ['content-type', contentType],
       ['content-length', String(b.length)],
-      ['x-mesh-domain', domain],
-      ['x-agent-role', role],
+      ...checkedHeaders(domain, { role }),
     ],
     body: b,
   };

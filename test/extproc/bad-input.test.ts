@@ -5,7 +5,7 @@ import { CompactEncrypt, decodeProtectedHeader } from 'jose';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { EnvoyPeer, header, rawProcessCall, type ExchangeResult, type PeerOptions } from '../support/envoy-peer.js';
-import { get, MemoryStore, put, startTestServer, type TestServer } from '../support/extproc-server.js';
+import { get, MemoryStore, put, startTestServer, type TestServer, checkedHeaders } from '../support/extproc-server.js';
 
 const BUFFERED: PeerOptions['mode'] = { requestBody: 'BUFFERED', responseBody: 'BUFFERED' };
 
@@ -31,7 +31,7 @@ async function script(p: EnvoyPeer, messages: object[], opts: { end?: boolean; c
 
 const hdrs = (list: Array<[string, string]>) => ({ headers: list.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) });
 const requestHeaders = (domain = 'notes', eos = false) => ({
-  request_headers: { headers: hdrs([[':method', 'PUT'], [':path', '/v1/x'], ['x-mesh-domain', domain], ['content-type', 'text/plain']]), end_of_stream: eos },
+  request_headers: { headers: hdrs([[':method', 'PUT'], [':path', '/v1/x'], ...checkedHeaders(domain), ['content-type', 'text/plain']]), end_of_stream: eos },
 });
 
 function assertRefused(r: ExchangeResult, status: number, reason: string, plaintext?: Buffer): void {

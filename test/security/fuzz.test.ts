@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
+import { checkedHeaders } from '../support/extproc-server.js';
 import { loadServices } from '../../src/envoy/protos.js';
 import { REASON_CODES } from '../../src/policy/reasons.js';
 import { CALLER_SPIFFE, denyReason, envoyCheckRequest, setHeaders, type CheckResponseView } from '../support/envoy-check.js';
@@ -195,7 +196,10 @@ describe('property-based fuzzing of Check and header smuggling (real gRPC server
     const client = new Proc(h.server.address, grpc.credentials.createInsecure()) as unknown as { Process(): grpc.ClientDuplexStream<object, Record<string, unknown>>; close(): void };
     const MARK = 'PLAINTEXT-MARKER-7731';
     const hdrs = (list: Array<[string, string]>) => ({ headers: list.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) });
-    const reqHeaders = (domain: string, eos: boolean) => ({ request_headers: { headers: hdrs([[':method', 'POST'], [':path', '/v1/memory/x'], ['x-mesh-domain', domain], ['content-type', 'application/json']]), end_of_stream: eos } });
+    const key = h.server.runtime.pseudonyms.bindingKey();
+    const reqHeaders = (domain: string, eos: boolean) => ({
+      request_headers: { headers: hdrs([[':method', 'POST'], [':path', '/v1/memory/x'], ...(domain ? checkedHeaders(domain, { key }) : []), ['content-type', 'application/json']]), end_of_stream: eos },
+    });
     const headersArb = fc.record({ domain: fc.constantFrom('agent_memory', 'agent_memory', 'coordination', 'nope', ''), eos: fc.boolean() }).map((r) => reqHeaders(r.domain, r.eos));
     const msgArb = fc.oneof(
       headersArb,

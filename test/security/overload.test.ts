@@ -6,6 +6,7 @@ import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { checkedHeaders } from '../support/extproc-server.js';
 import { loadServices } from '../../src/envoy/protos.js';
 import { checkRequestToAttributes } from '../../src/envoy/check/request.js';
 import { authorizeWithLimits, currentLoad } from '../../src/server/overload.js';
@@ -137,7 +138,8 @@ describe('overload and faults (real gRPC server)', () => {
     const h = await startHarness(policyYaml(DEFAULT_DOMAINS, '  server:\n    max_concurrent_streams: 1\n'));
     const Proc = loadServices().ExternalProcessor;
     const client = new Proc(h.server.address, grpc.credentials.createInsecure()) as unknown as { Process(): grpc.ClientDuplexStream<object, Record<string, unknown>>; close(): void };
-    const headers = { request_headers: { headers: { headers: [{ key: ':path', raw_value: Buffer.from('/v1/memory/x') }, { key: 'x-mesh-domain', raw_value: Buffer.from('agent_memory') }] }, end_of_stream: false } };
+    const mesh = checkedHeaders('agent_memory', { key: h.server.runtime.pseudonyms.bindingKey() });
+    const headers = { request_headers: { headers: { headers: [[':path', '/v1/memory/x'], ...mesh].map(([key, v]) => ({ key, raw_value: Buffer.from(v!) })) }, end_of_stream: false } };
     const firstAnswer = (call: grpc.ClientDuplexStream<object, Record<string, unknown>>) =>
       new Promise<Record<string, unknown>>((resolve, reject) => {
         call.once('data', resolve);

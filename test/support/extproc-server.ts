@@ -1,9 +1,36 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../../src/server/start.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import type { AuditRecord } from '../../src/audit/record.js';
+import { bindDecision } from '../../src/policy/binding.js';
+
+/**
+ * The request headers Check sets on an allow, with the `x-mesh-binding` MAC under the running server's
+ * key (`opts.key`, default: the server startTestServer started last), for exchanges that rely on
+ * ext_proc's header fallback instead of forwarded metadata.
+ */
+export function checkedHeaders(
+  domain: string,
+  opts: { role?: string; agent?: string; key?: Uint8Array } = {},
+): Array<[string, string]> {
+  const { role = 'RETRIEVER', agent = 'ap_0123456789abcdef0123456789abcdef' } = opts;
+  const bindingKey = opts.key ?? serverBindingKey;
+  const decisionId = randomUUID();
+  const out: Array<[string, string]> = [
+    ['x-mesh-domain', domain],
+    ['x-agent-role', role],
+    [agent.startsWith('ap_') ? 'x-agent-pseudonym' : 'x-agent-id', agent],
+    ['x-mesh-decision-id', decisionId],
+  ];
+  if (bindingKey) out.push(['x-mesh-binding', bindDecision(bindingKey, { decisionId, domain, role, agent }, Date.now())]);
+  return out;
+}
+
+/** Set by startTestServer: put()/get() carry headers as Check would have set them for this server. */
+let serverBindingKey: Uint8Array | undefined;
 
 /**
  * The real mesh-pep server on 127.0.0.1 with a policy written to a temp dir and development keys
@@ -65,6 +92,7 @@ export async function startTestServer(policyText = TEST_POLICY): Promise<TestSer
     await rm(dir, { recursive: true, force: true });
     throw e;
   }
+  serverBindingKey = server.runtime.pseudonyms.bindingKey();
   return {
     server,
     address: `127.0.0.1:${server.grpcPort}`,
@@ -125,9 +153,7 @@ export function put(path: string, body: Buffer, contentType: string, domain = 'a
       [':scheme', 'http'],
       ['content-type', contentType],
       ['content-length', String(body.length)],
-      ['x-mesh-domain', domain],
-      ['x-agent-role', 'RETRIEVER'],
-      ['x-agent-pseudonym', 'ap_0123456789abcdef0123456789abcdef'],
+      ...checkedHeaders(domain),
     ],
     body,
   };
@@ -140,8 +166,7 @@ export function get(path: string, domain = 'agent_memory'): { headers: Array<[st
       [':path', path],
       [':authority', 'memory.agents.svc'],
       [':scheme', 'http'],
-      ['x-mesh-domain', domain],
-      ['x-agent-role', 'RETRIEVER'],
+      ...checkedHeaders(domain),
     ],
   };
 }

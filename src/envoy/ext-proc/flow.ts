@@ -2,12 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { auditTarget } from '../../audit/target.js';
 import type { CompiledPolicy, DomainPolicy } from '../../config/types.js';
 import type { Pseudonymizer } from '../../masking/pseudonym.js';
+import { verifyBinding } from '../../policy/binding.js';
 
 /**
  * Who is calling which domain, as Check decided it. Read from the `envoy.filters.http.ext_authz`
  * dynamic metadata when Envoy forwards it (`metadata_options.forwarding_namespaces`), else from the
- * request headers Check set (`x-mesh-domain`, `x-agent-*`, `x-mesh-decision-id`): Check overwrites
- * client-sent values of those, so they carry its decision, not the client's wish.
+ * request headers Check set (`x-mesh-domain`, `x-agent-*`, `x-mesh-decision-id`). Those headers count
+ * only with a valid `x-mesh-binding` MAC from Check (`policy/binding.ts`): a client that reaches
+ * ext_proc without Check in front cannot name a domain.
  */
 export interface Flow {
   policy: CompiledPolicy;
@@ -55,6 +57,10 @@ export function resolveFlow(
   const domain = name === undefined ? undefined : policy.domainsByName.get(name);
   if (!domain) return undefined;
   const agent = pick('agent_pseudonym', 'x-agent-pseudonym') ?? pick('agent_id', 'x-agent-id');
+  if (!authz['domain']) {
+    const bound = { decisionId: pick('decision_id', 'x-mesh-decision-id') ?? '', domain: domain.name, role: pick('role', 'x-agent-role') ?? '', agent: agent ?? '' };
+    if (!verifyBinding(pseudonyms.bindingKey(), requestHeaders?.get('x-mesh-binding'), bound, Date.now())) return undefined;
+  }
   const host = (requestHeaders?.get(':authority') ?? requestHeaders?.get('host'))?.replace(/:\d+$/, '');
   return {
     policy,
