@@ -257,7 +257,9 @@ async function main(): Promise<number> {
     // 2. fixed rates (latency), with server CPU per request for both servers
     for (const rps of [1000, 3000]) {
       log(`cached credential at ${rps} rps`);
-      const fixed = { clients: 4, streams: 8, rps };
+      // One connection, one call in flight, evenly spaced: h2load's --rps sends each client's due
+      // requests together, so more clients or streams measure h2load's bursts, not the server.
+      const fixed = { clients: 1, streams: 1, rps };
       const b = await withCpu(bare.child.pid, () => runH2load({ ...base, ...fixed, url: urlOf(bare!), dataFile: data.plain! }));
       const p = await withCpu(pep.child.pid, () => runH2load({ ...base, ...fixed, url: urlOf(pep!), dataFile: data.plain! }));
       rows.push(row('cached credential', 'bare', `${rps} rps`, b, { cpuUsPerReq: b.cpuUsPerReq }));
@@ -276,7 +278,7 @@ async function main(): Promise<number> {
     }
     const fullRow = rows.find((r) => r.scenario.startsWith('audit FULL_MESH'))!;
     fullRow.note = `${(fullRow.rps / pepBest.rps).toFixed(2)}× audit off (cached credential row)`;
-    const fullLatency = await runH2load({ ...base, clients: 4, streams: 8, rps: 1000, url: urlOf(pep), dataFile: data.full! });
+    const fullLatency = await runH2load({ ...base, clients: 1, streams: 1, rps: 1000, url: urlOf(pep), dataFile: data.full! });
     rows.push(row('audit FULL_MESH (durable)', 'mesh-pep', '1000 rps', fullLatency, { workers: 1 }));
 
     const after = (await get(pep.adminPort!, '/metrics')).body;

@@ -4,7 +4,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { createAdminService } from '../admin/admin-service.js';
 import { createAdminHttpServer } from '../admin/http.js';
-import { createCheckService } from '../envoy/check/service.js';
+import { checkServiceDefinition, createCheckService } from '../envoy/check/service.js';
 import { createExtProcService, extProcServiceDefinition } from '../envoy/ext-proc/service.js';
 import { loadServices, packageDefinition } from '../envoy/protos.js';
 import { createDlpScanFor } from '../dlp/index.js';
@@ -69,7 +69,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.keepalive_permit_without_calls': 1,
   });
-  server.addService(services.Authorization.service, createCheckService(rt));
+  server.addService(checkServiceDefinition(), createCheckService(rt));
   server.addService(extProcServiceDefinition(), limitStreams(rt, createExtProcService(rt, { scanFor: createDlpScanFor() })));
   server.addService(services.Admin.service, createAdminService(rt));
   const health = new HealthImplementation({

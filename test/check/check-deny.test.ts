@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
+import * as grpc from '@grpc/grpc-js';
+import { loadServices } from '../../src/envoy/protos.js';
 import { REASONS } from '../../src/policy/reasons.js';
 import { createMeshFixture, TRUSTED, type MeshFixture } from '../support/mesh-fixture.js';
 import { CheckClient, CALLER_SPIFFE, deniedHttpStatus, denyReason, envoyCheckRequest, startTestServer, type CheckResponseView } from '../support/envoy-check.js';
@@ -85,6 +87,17 @@ describe('Check denies with the contract reason codes', () => {
     assertDeny(await client.check(envoyCheckRequest({ domain: 'agent_memory', token: bound, principal: '' })), 'identity_mismatch');
     const ok = await client.check(envoyCheckRequest({ domain: 'agent_memory', token: bound }));
     assert.equal(ok.status.code, 0);
+  });
+
+  it('bytes that are not a CheckRequest get a deny response, not a gRPC error', async () => {
+    const raw = new grpc.Client(server.address, grpc.credentials.createInsecure());
+    const Authz = loadServices().Authorization;
+    const decode = Authz.service.Check!.responseDeserialize;
+    const res = await new Promise<CheckResponseView>((resolve, reject) =>
+      raw.makeUnaryRequest('/envoy.service.auth.v3.Authorization/Check', (b: Buffer) => b, (b: Buffer) => decode(b) as CheckResponseView, Buffer.from([0xff, 0xff, 0xff, 0x0f, 0x01]), (e, r) => (e ? reject(e) : resolve(r!))),
+    );
+    raw.close();
+    assertDeny(res, 'no_policy');
   });
 
   it('garbled requests deny and the server keeps serving', async () => {

@@ -1,4 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
+import { loadServices } from '../protos.js';
+import { withSafeDeserializers } from '../safe-deserialize.js';
 import type { Decision } from '../../policy/decision.js';
 import type { Runtime } from '../../server/runtime.js';
 import { authorizeWithLimits } from '../../server/overload.js';
@@ -11,6 +13,11 @@ import { metadataCarrier, type SpanHandle } from '../../telemetry/tracing.js';
  * `server/authorize.ts`. Whatever fails in here becomes a deny response, never a gRPC error, because
  * Envoy's `failure_mode_allow` would turn an error into an allow.
  */
+/** The Authorization service definition; undecodable bytes reach Check as a garbled request and are denied. */
+export function checkServiceDefinition(): grpc.ServiceDefinition {
+  return withSafeDeserializers(loadServices().Authorization.service);
+}
+
 export function createCheckService(rt: Runtime): grpc.UntypedServiceImplementation {
   const check: grpc.handleUnaryCall<unknown, unknown> = (call, callback) => {
     let decided: Promise<Decision>;

@@ -4,7 +4,8 @@ import { metadataCarrier, type SpanHandle, type Tracing } from '../../telemetry/
 import { loadServices } from '../protos.js';
 import { ProtocolViolation } from './messages.js';
 import { ExtProcStream, type StreamDeps } from './stream.js';
-import { decodeRequest, encodeResponse, UNDECODABLE, type DecodedOrNot } from './wire.js';
+import { decodeRequest, encodeResponse, type DecodedOrNot } from './wire.js';
+import { withSafeDeserializers } from '../safe-deserialize.js';
 
 export interface ExtProcOptions extends Omit<StreamDeps, 'ctx'> {
   /** A `mesh.extproc.stream` span per stream with a `mesh.extproc.<phase>` child per message; defaults to the server context's tracing. */
@@ -17,22 +18,7 @@ export interface ExtProcOptions extends Omit<StreamDeps, 'ctx'> {
  * (grpc-js would otherwise answer INTERNAL before the handler sees anything). Register this one.
  */
 export function extProcServiceDefinition(): grpc.ServiceDefinition {
-  const base = loadServices().ExternalProcessor.service;
-  const process = base.Process!;
-  const decode = process.requestDeserialize;
-  return {
-    ...base,
-    Process: {
-      ...process,
-      requestDeserialize: (buf: Buffer): DecodedOrNot => {
-        try {
-          return decode(buf) as DecodedOrNot;
-        } catch {
-          return UNDECODABLE;
-        }
-      },
-    },
-  };
+  return withSafeDeserializers(loadServices().ExternalProcessor.service);
 }
 
 /**

@@ -35,7 +35,8 @@ export interface WireProcessingRequest {
 }
 
 /** Marks a message that failed protobuf decoding, so the handler (not grpc-js) chooses the status. */
-export const UNDECODABLE: unique symbol = Symbol('undecodable ProcessingRequest');
+import { UNDECODABLE } from '../safe-deserialize.js';
+export { UNDECODABLE };
 export type DecodedOrNot = WireProcessingRequest | typeof UNDECODABLE;
 
 export const AUTHZ_NAMESPACE = 'envoy.filters.http.ext_authz';
