@@ -8,6 +8,7 @@ import { formatProblem } from '../../src/errors.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const TEMPLATE = path.resolve(ROOT, '../shared/seed/security_mesh.template.yaml');
+const FIXTURE = path.join(ROOT, 'test/fixtures/security_mesh.template.yaml');
 
 function errors(yaml: string) {
   return parsePolicy(yaml, 'p.yaml').problems.filter((p) => p.severity === 'error').map(formatProblem);
@@ -16,14 +17,11 @@ function errors(yaml: string) {
 const head = 'security_mesh:\n  domains:\n';
 
 describe('policy file', () => {
-  it('the blueprint template loads verbatim, with defaults for what it lacks', async (t) => {
-    let text: string;
-    try {
-      text = await readFile(TEMPLATE, 'utf8');
-    } catch {
-      t.skip('shared/seed not present beside the repo');
-      return;
-    }
+  it('the blueprint template loads verbatim, with defaults for what it lacks', async () => {
+    // The repo keeps a byte-identical copy so the check runs without shared/ beside the clone.
+    const text = await readFile(FIXTURE, 'utf8');
+    const shared = await readFile(TEMPLATE, 'utf8').catch(() => undefined);
+    if (shared !== undefined) assert.equal(text, shared, 'test/fixtures copy matches shared/seed');
     const { policy, problems } = parsePolicy(text, TEMPLATE);
     assert.ok(policy, problems.map(formatProblem).join('\n'));
     assert.deepEqual(policy.domains.map((d) => [d.name, d.tier, d.auditLevel, d.metadataMasking]), [
