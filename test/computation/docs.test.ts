@@ -11,10 +11,12 @@ import { isReasonCode, REASONS } from '../../src/policy/reasons.js';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const CLI = join(ROOT, 'dist/src/cli/main.js');
 
-describe('docs/computation.md', () => {
+describe('docs/computation.md and the README worked example', () => {
   it('the error table names real reason codes with their ext_proc statuses', async () => {
     const md = await readFile(join(ROOT, 'docs/computation.md'), 'utf8');
-    const section = md.slice(md.indexOf('## Errors'), md.indexOf('## Worked example'));
+    const start = md.indexOf('## Errors');
+    const next = md.indexOf('\n## ', start + 3);
+    const section = md.slice(start, next < 0 ? undefined : next);
     const rows = [...section.matchAll(/\| `([a-z_]+)` \| (\d{3}) \|$/gm)];
     assert.ok(rows.length >= 6, 'error table rows found');
     for (const [, code, status] of rows) {
@@ -24,8 +26,8 @@ describe('docs/computation.md', () => {
   });
 
   it('the worked example runs as written and prints what the text says', async () => {
-    const md = await readFile(join(ROOT, 'docs/computation.md'), 'utf8');
-    const section = /<!-- walkthrough:start -->([\s\S]*?)<!-- walkthrough:end -->/.exec(md)?.[1];
+    const md = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const section = /<!-- walkthrough:computation:start -->([\s\S]*?)<!-- walkthrough:computation:end -->/.exec(md)?.[1];
     assert.ok(section, 'walkthrough markers present');
     const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
     assert.ok(blocks.length >= 3);

@@ -10,10 +10,10 @@ import { fileURLToPath } from 'node:url';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const CLI = join(ROOT, 'dist/src/cli/main.js');
 
-describe('docs/fhe.md', () => {
+describe('FHE docs: the README walkthrough and docs/fhe.md', () => {
   it('the walkthrough runs as written: the owner decrypts the analyst score, equal to plaintext within 1e-6', async () => {
-    const md = await readFile(join(ROOT, 'docs/fhe.md'), 'utf8');
-    const section = /<!-- walkthrough:start -->([\s\S]*?)<!-- walkthrough:end -->/.exec(md)?.[1];
+    const md = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const section = /<!-- walkthrough:fhe:start -->([\s\S]*?)<!-- walkthrough:fhe:end -->/.exec(md)?.[1];
     assert.ok(section, 'walkthrough markers present');
     const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
     assert.equal(blocks.length, 1);
