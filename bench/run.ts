@@ -351,6 +351,8 @@ async function main(): Promise<number> {
     node: process.version,
     date: new Date().toISOString(),
     command: `npm run bench${opts.quick ? ' -- --quick' : ''}`,
+    /** Scheduling priority the run had (`nice -n -10 npm run bench` on a shared machine). */
+    nice: os.getPriority(),
     durationS: opts.durationS,
     warmupS: opts.warmupS,
   };

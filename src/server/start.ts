@@ -113,7 +113,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   rt.listening = true;
   setServing('SERVING');
   if (opts.watchPolicy) rt.store.watch((r) => rt.recordReload(r));
-  rt.log.info({ grpc: `${grpcAddress.replace(/:\d+$/, '')}:${grpcPort}`, admin: `${host}:${adminPort}`, policy: rt.policy().source, policy_hash: rt.policy().hash }, 'mesh-pep serving');
+  rt.log.info({ grpc: `${grpcAddress.replace(/:\d+$/, '')}:${grpcPort}`, admin: opts.adminHttp === false ? 'served by the cluster primary' : `${host}:${adminPort}`, policy: rt.policy().source, policy_hash: rt.policy().hash }, 'mesh-pep serving');
 
   let closing: Promise<void> | undefined;
   const close = () =>

@@ -135,6 +135,42 @@ describe('serve --workers 2', () => {
     assert.match(metrics, /^mesh_pep_decisions_total\{domain="agent_memory",decision="allow",reason="ok"\} 8$/m);
   });
 
+  it('a worker that dies while serving is replaced in its slot, continuing its audit chain', async () => {
+    const victim = workerPids[0]!;
+    process.kill(victim, 'SIGKILL');
+    const deadline = Date.now() + 20_000;
+    while (workerPids.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(workerPids.length, 3, 'no replacement worker reported ready');
+    assert.ok(!alive(victim));
+    let ready = await get(adminPort, '/readyz');
+    while (ready.status !== 200 && Date.now() < deadline) ready = await get(adminPort, '/readyz');
+    assert.equal(ready.status, 200);
+    const token = await fx.token({ agent: 'agent-w', role: 'RETRIEVER' });
+    const clients = Array.from({ length: 4 }, () => connect(grpcAddress));
+    try {
+      const answers = await Promise.all(clients.map((c) => check(c, envoyCheckRequest({ domain: 'agent_memory', token }))));
+      assert.ok(answers.every((a) => a.status.code === 0));
+    } finally {
+      for (const c of clients) c.close();
+    }
+    const base = fx.policy.audit.file.replace(/\.jsonl$/, '');
+    for (const n of [1, 2]) assert.equal((await verifyAuditChain(`${base}.w${n}.jsonl`)).ok, true);
+    workerPids.splice(0, 1);
+  });
+
+  it('SIGHUP is forwarded: every worker reloads the policy', async () => {
+    const reloads = async () => Number(/^mesh_pep_policy_reloads_total\{result="ok"\} (\d+)$/m.exec((await get(adminPort, '/metrics')).body)?.[1] ?? 0);
+    const before = await reloads();
+    child.kill('SIGHUP');
+    const deadline = Date.now() + 10_000;
+    let after = before;
+    while (after < before + 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = await reloads();
+    }
+    assert.equal(after, before + 2);
+  });
+
   it('SIGTERM drains both workers: readiness goes 503, calls are still answered, then exit 0', async () => {
     const client = connect(grpcAddress);
     const token = await fx.token({ agent: 'agent-w', role: 'RETRIEVER' });

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../../errors.js';
 import { isClusterWorker, parseWorkerCount, runClusterPrimary, runClusterWorker } from '../../server/workers.js';
 import { createLogger } from '../../telemetry/logger.js';
-import type { CliCommand } from '../command.js';
+import { UsageError, type CliCommand } from '../command.js';
 import { BUNDLED_POLICY, configPath, parseDuration } from '../options.js';
 
 export const command: CliCommand = {
@@ -53,7 +53,12 @@ last good policy serving); SIGTERM/SIGINT drain: readiness goes 503, in-flight c
     const tls = values['tls-cert']
       ? { certFile: path.resolve(values['tls-cert']), keyFile: path.resolve(values['tls-key']!), clientCaFile: values['tls-client-ca'] ? path.resolve(values['tls-client-ca']) : undefined }
       : undefined;
-    const workers = parseWorkerCount(values.workers ?? process.env.MESH_PEP_WORKERS ?? '1');
+    let workers: number;
+    try {
+      workers = parseWorkerCount(values.workers ?? process.env.MESH_PEP_WORKERS ?? '1');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
     if (workers > 1 || isClusterWorker()) {
       if (tls) {
         process.stderr.write('serve: --tls-* flags apply to a single process; with --workers set security_mesh.server.tls in the policy\n');
