@@ -1,30 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { TOPOLOGY_REQUEST_HEADERS } from '../../src/masking/topology-headers.js';
-import { createMeshFixture, type MeshFixture } from '../support/mesh-fixture.js';
-import { CheckClient, envoyCheckRequest, setHeaders, startTestServer } from '../support/envoy-check.js';
+import { envoyCheckRequest, setHeaders, useCheckServer } from '../support/envoy-check.js';
 
-let fx: MeshFixture;
-let server: Awaited<ReturnType<typeof startTestServer>>;
-let client: CheckClient;
-
-before(async () => {
-  fx = await createMeshFixture();
-  server = await startTestServer(fx.policyFile);
-  client = new CheckClient(server.address);
-});
-after(async () => {
-  client.close();
-  await server.close();
-  await fx.cleanup();
-});
+const h = useCheckServer();
 
 const ALL_TOPOLOGY = Object.fromEntries(TOPOLOGY_REQUEST_HEADERS.map((h) => [h, `value-of-${h}`]));
 
 describe('Check allows with header mutations and dynamic metadata', () => {
   it('masking domain: pseudonym instead of id, every topology header removed, metadata on the wire', async () => {
-    const token = await fx.token({ agent: 'retriever-7', role: 'RETRIEVER' });
-    const res = await client.check(envoyCheckRequest({ domain: 'agent_memory', token, headers: { ...ALL_TOPOLOGY, 'x-tenant-route': 'r1', forwarded: 'for=10.0.0.1' } }));
+    const token = await h.fx.token({ agent: 'retriever-7', role: 'RETRIEVER' });
+    const res = await h.client.check(envoyCheckRequest({ domain: 'agent_memory', token, headers: { ...ALL_TOPOLOGY, 'x-tenant-route': 'r1', forwarded: 'for=10.0.0.1' } }));
     assert.equal(res.status.code, 0);
     assert.equal(res.denied_response ?? null, null);
     const set = setHeaders(res);
@@ -53,20 +39,20 @@ describe('Check allows with header mutations and dynamic metadata', () => {
   });
 
   it('pseudonyms are stable per domain and differ across domains', async () => {
-    const token = await fx.token({ agent: 'retriever-7', role: 'RETRIEVER' });
-    const a = setHeaders(await client.check(envoyCheckRequest({ domain: 'agent_memory', token })));
-    const b = setHeaders(await client.check(envoyCheckRequest({ domain: 'agent_memory', token: await fx.token({ agent: 'retriever-7', role: 'RETRIEVER' }) })));
+    const token = await h.fx.token({ agent: 'retriever-7', role: 'RETRIEVER' });
+    const a = setHeaders(await h.client.check(envoyCheckRequest({ domain: 'agent_memory', token })));
+    const b = setHeaders(await h.client.check(envoyCheckRequest({ domain: 'agent_memory', token: await h.fx.token({ agent: 'retriever-7', role: 'RETRIEVER' }) })));
     assert.equal(a.get('x-agent-pseudonym'), b.get('x-agent-pseudonym'));
-    const other = setHeaders(await client.check(envoyCheckRequest({ domain: 'agent_memory', token: await fx.token({ agent: 'retriever-8', role: 'RETRIEVER' }) })));
+    const other = setHeaders(await h.client.check(envoyCheckRequest({ domain: 'agent_memory', token: await h.fx.token({ agent: 'retriever-8', role: 'RETRIEVER' }) })));
     assert.notEqual(other.get('x-agent-pseudonym'), a.get('x-agent-pseudonym'));
-    const analyst = await fx.token({ agent: 'retriever-7', role: 'ANALYST', attestation: 'sha256:' + 'a1'.repeat(32) });
-    const sealed = setHeaders(await client.check(envoyCheckRequest({ domain: 'sealed_memory', token: analyst })));
+    const analyst = await h.fx.token({ agent: 'retriever-7', role: 'ANALYST', attestation: 'sha256:' + 'a1'.repeat(32) });
+    const sealed = setHeaders(await h.client.check(envoyCheckRequest({ domain: 'sealed_memory', token: analyst })));
     assert.notEqual(sealed.get('x-agent-pseudonym'), a.get('x-agent-pseudonym'));
   });
 
   it('non-masking domain: agent id forwarded, topology headers kept, only the credential removed', async () => {
-    const token = await fx.token({ agent: 'orch-1', role: 'ORCHESTRATOR' });
-    const res = await client.check(envoyCheckRequest({ host: 'planner.coord.svc', path: '/plan', token }));
+    const token = await h.fx.token({ agent: 'orch-1', role: 'ORCHESTRATOR' });
+    const res = await h.client.check(envoyCheckRequest({ host: 'planner.coord.svc', path: '/plan', token }));
     assert.equal(res.status.code, 0);
     const set = setHeaders(res);
     assert.equal(set.get('x-agent-id'), 'orch-1');
@@ -76,7 +62,7 @@ describe('Check allows with header mutations and dynamic metadata', () => {
   });
 
   it('spoofed x-agent-* and x-mesh-* headers never survive, in any casing', async () => {
-    const token = await fx.token({ agent: 'retriever-7', role: 'RETRIEVER' });
+    const token = await h.fx.token({ agent: 'retriever-7', role: 'RETRIEVER' });
     const spoofed = {
       'x-agent-id': 'orchestrator-0',
       'X-Agent-Role': 'ORCHESTRATOR',
@@ -87,7 +73,7 @@ describe('Check allows with header mutations and dynamic metadata', () => {
       'x-mesh-protected': 'RETRIEVAL',
       'x-agent-extra': 'x',
     };
-    const res = await client.check(envoyCheckRequest({ domain: 'agent_memory', token, headers: spoofed }));
+    const res = await h.client.check(envoyCheckRequest({ domain: 'agent_memory', token, headers: spoofed }));
     assert.equal(res.status.code, 0);
     const set = setHeaders(res);
     const removed = new Set(res.ok_response!.headers_to_remove);
@@ -101,19 +87,19 @@ describe('Check allows with header mutations and dynamic metadata', () => {
   });
 
   it('domain chosen by match: host and path prefix, wildcard host', async () => {
-    const token = await fx.token({ agent: 'retriever-7', role: 'RETRIEVER' });
-    const res = await client.check(envoyCheckRequest({ host: 'memory.agents.svc:8080', path: '/v1/memory/items?q=1', token }));
+    const token = await h.fx.token({ agent: 'retriever-7', role: 'RETRIEVER' });
+    const res = await h.client.check(envoyCheckRequest({ host: 'memory.agents.svc:8080', path: '/v1/memory/items?q=1', token }));
     assert.equal(setHeaders(res).get('x-mesh-domain'), 'agent_memory');
-    const wrongPath = await client.check(envoyCheckRequest({ host: 'memory.agents.svc', path: '/v1/memoryx', token }));
+    const wrongPath = await h.client.check(envoyCheckRequest({ host: 'memory.agents.svc', path: '/v1/memoryx', token }));
     assert.equal(wrongPath.status.code, 7);
   });
 
   it('records every FULL_MESH decision in the audit file without the credential', async () => {
-    const token = await fx.token({ agent: 'retriever-7', role: 'RETRIEVER' });
-    const res = await client.check(envoyCheckRequest({ domain: 'agent_memory', token }));
+    const token = await h.fx.token({ agent: 'retriever-7', role: 'RETRIEVER' });
+    const res = await h.client.check(envoyCheckRequest({ domain: 'agent_memory', token }));
     const id = setHeaders(res).get('x-mesh-decision-id')!;
     const { readFile } = await import('node:fs/promises');
-    const text = await readFile(fx.policy.audit.file, 'utf8');
+    const text = await readFile(h.fx.policy.audit.file, 'utf8');
     const line = text.trim().split('\n').map((l) => JSON.parse(l)).find((r) => r.decision_id === id);
     assert.ok(line, 'allow recorded before it was answered');
     assert.equal(line.decision, 'allow');

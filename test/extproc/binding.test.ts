@@ -1,28 +1,14 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { bindDecision } from '../../src/policy/binding.js';
-import { CheckClient, envoyCheckRequest, setHeaders, startTestServer } from '../support/envoy-check.js';
+import { envoyCheckRequest, setHeaders, useCheckServer } from '../support/envoy-check.js';
 import { EnvoyPeer, header, type HeaderList } from '../support/envoy-peer.js';
-import { createMeshFixture, type MeshFixture } from '../support/mesh-fixture.js';
 
-let fx: MeshFixture;
-let server: Awaited<ReturnType<typeof startTestServer>>;
-let client: CheckClient;
-
-before(async () => {
-  fx = await createMeshFixture();
-  server = await startTestServer(fx.policyFile);
-  client = new CheckClient(server.address);
-});
-after(async () => {
-  client.close();
-  await server.close();
-  await fx.cleanup();
-});
+const h = useCheckServer();
 
 /** ext_proc without forwarded metadata: the caller comes only from the request headers. */
 async function exchange(mesh: HeaderList, body = '{"note":"plaintext-marker"}') {
-  const peer = new EnvoyPeer({ address: server.address, mode: { requestBody: 'BUFFERED', responseBody: 'BUFFERED' }, allowEnvoy: true });
+  const peer = new EnvoyPeer({ address: h.server.address, mode: { requestBody: 'BUFFERED', responseBody: 'BUFFERED' }, allowEnvoy: true });
   let upstream: Buffer | undefined;
   try {
     const headers: HeaderList = [[':method', 'PUT'], [':path', '/v1/memory/n'], [':authority', 'memory.agents.svc'], [':scheme', 'http'], ['content-type', 'application/json'], ...mesh];
@@ -38,8 +24,8 @@ async function exchange(mesh: HeaderList, body = '{"note":"plaintext-marker"}') 
 
 describe('ext_proc header fallback is bound to Check', () => {
   it('headers a real Check set are accepted', async () => {
-    const token = await fx.token({ agent: 'r', role: 'RETRIEVER' });
-    const res = await client.check(envoyCheckRequest({ domain: 'agent_memory', token }));
+    const token = await h.fx.token({ agent: 'r', role: 'RETRIEVER' });
+    const res = await h.client.check(envoyCheckRequest({ domain: 'agent_memory', token }));
     const set = [...setHeaders(res).entries()] as HeaderList;
     assert.ok(set.some(([n]) => n === 'x-mesh-binding'));
     const { r, upstream } = await exchange(set);
@@ -49,8 +35,8 @@ describe('ext_proc header fallback is bound to Check', () => {
   });
 
   it('a client naming a domain itself, a forged, altered or expired binding: 403 and nothing forwarded', async () => {
-    const token = await fx.token({ agent: 'r', role: 'RETRIEVER' });
-    const real = [...setHeaders(await client.check(envoyCheckRequest({ domain: 'agent_memory', token }))).entries()] as HeaderList;
+    const token = await h.fx.token({ agent: 'r', role: 'RETRIEVER' });
+    const real = [...setHeaders(await h.client.check(envoyCheckRequest({ domain: 'agent_memory', token }))).entries()] as HeaderList;
     const without = real.filter(([n]) => n !== 'x-mesh-binding');
     const altered = real.map(([n, v]) => (n === 'x-agent-role' ? [n, 'ORCHESTRATOR'] : [n, v])) as HeaderList;
     const otherDomain = real.map(([n, v]) => (n === 'x-mesh-domain' ? [n, 'coordination'] : [n, v])) as HeaderList;
@@ -59,7 +45,7 @@ describe('ext_proc header fallback is bound to Check', () => {
     const forged = real.map(([n, v]) => (n === 'x-mesh-binding' ? [n, wrongKey] : [n, v])) as HeaderList;
     const expired = real.map(([n, v]) =>
       n === 'x-mesh-binding'
-        ? [n, bindDecision(server.runtime.pseudonyms.bindingKey(), { decisionId: f['x-mesh-decision-id']!, domain: 'agent_memory', role: 'RETRIEVER', agent: f['x-agent-pseudonym']! }, Date.now() - 3_600_000)]
+        ? [n, bindDecision(h.server.runtime.pseudonyms.bindingKey(), { decisionId: f['x-mesh-decision-id']!, domain: 'agent_memory', role: 'RETRIEVER', agent: f['x-agent-pseudonym']! }, Date.now() - 3_600_000)]
         : [n, v],
     ) as HeaderList;
     for (const [name, mesh] of Object.entries({ clientOnly: [['x-mesh-domain', 'agent_memory']] as HeaderList, without, altered, otherDomain, forged, expired })) {

@@ -1,23 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { createRequire } from 'node:module';
 import { loadServices } from '../../src/envoy/protos.js';
-import { CheckClient, envoyCheckRequest, startTestServer } from '../support/envoy-check.js';
-import { createMeshFixture, type MeshFixture } from '../support/mesh-fixture.js';
+import { CheckClient, envoyCheckRequest, useCheckServer } from '../support/envoy-check.js';
 
-let fx: MeshFixture;
-let server: Awaited<ReturnType<typeof startTestServer>>;
-
-before(async () => {
-  fx = await createMeshFixture();
-  server = await startTestServer(fx.policyFile);
-});
-after(async () => {
-  await server.close();
-  await fx.cleanup();
-});
+const h = useCheckServer();
 
 function unary<T>(client: grpc.Client, method: string, req: unknown): Promise<T> {
   return new Promise((resolve, reject) =>
@@ -39,12 +28,12 @@ function parseMetrics(text: string): Map<string, number> {
 
 describe('admin surface', () => {
   it('/healthz, /readyz and /metrics counting decisions', async () => {
-    const base = `http://127.0.0.1:${server.adminPort}`;
+    const base = `http://127.0.0.1:${h.server.adminPort}`;
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
     assert.equal((await fetch(`${base}/readyz`)).status, 200);
     assert.equal((await fetch(`${base}/nope`)).status, 404);
-    const client = new CheckClient(server.address);
-    await client.check(envoyCheckRequest({ domain: 'agent_memory', token: await fx.token({ agent: 'a', role: 'RETRIEVER' }) }));
+    const client = new CheckClient(h.server.address);
+    await client.check(envoyCheckRequest({ domain: 'agent_memory', token: await h.fx.token({ agent: 'a', role: 'RETRIEVER' }) }));
     await client.check(envoyCheckRequest({ domain: 'agent_memory' }));
     client.close();
     const res = await fetch(`${base}/metrics`);
@@ -59,7 +48,7 @@ describe('admin surface', () => {
     const require = createRequire(import.meta.url);
     const healthProto = require('grpc-health-check').protoPath as string;
     const def = grpc.loadPackageDefinition(protoLoader.loadSync(healthProto, { enums: String })) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
-    const client = new def.grpc.health.v1.Health(server.address, grpc.credentials.createInsecure());
+    const client = new def.grpc.health.v1.Health(h.server.address, grpc.credentials.createInsecure());
     for (const service of ['', 'envoy.service.auth.v3.Authorization', 'envoy.service.ext_proc.v3.ExternalProcessor']) {
       const r = await unary<{ status: string }>(client, 'Check', { service });
       assert.equal(r.status, 'SERVING', service);
@@ -73,7 +62,7 @@ describe('admin surface', () => {
     const def = grpc.loadPackageDefinition(protoLoader.loadSync(reflectionProto, { keepCase: true })) as unknown as {
       grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } };
     };
-    const client = new def.grpc.reflection.v1.ServerReflection(server.address, grpc.credentials.createInsecure());
+    const client = new def.grpc.reflection.v1.ServerReflection(h.server.address, grpc.credentials.createInsecure());
     const call = (client as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<unknown, { list_services_response?: { service: { name: string }[] } }> }).ServerReflectionInfo();
     const names = await new Promise<string[]>((resolve, reject) => {
       call.on('data', (r) => resolve(r.list_services_response?.service.map((s: { name: string }) => s.name) ?? []));
@@ -88,8 +77,8 @@ describe('admin surface', () => {
   });
 
   it('Admin.Explain shows every step without auditing; Admin.Status reports policy and keys', async () => {
-    const admin = new (loadServices().Admin)(server.address, grpc.credentials.createInsecure());
-    const token = await fx.token({ agent: 'r', role: 'RETRIEVER' });
+    const admin = new (loadServices().Admin)(h.server.address, grpc.credentials.createInsecure());
+    const token = await h.fx.token({ agent: 'r', role: 'RETRIEVER' });
     const ex = await unary<{ decision: string; reason: string; steps: { phase: string; outcome: string; detail: string }[]; response: { status: { code: number } } }>(
       admin,
       'Explain',
@@ -100,7 +89,7 @@ describe('admin surface', () => {
     assert.deepEqual(ex.steps.map((s) => `${s.phase}:${s.outcome}`), ['classify:pass', 'identify:pass', 'identify:skip', 'authorize:pass', 'attest:skip', 'mask:pass', 'respond:pass']);
     assert.ok(ex.steps.every((s: { detail: string }) => !s.detail.includes(token)));
     const st = await unary<{ policy_hash: string; domains: { name: string; key_ids: string[] }[]; issuer_key_ids: string[]; last_reload: { ok: boolean }; ready: boolean }>(admin, 'Status', {});
-    assert.equal(st.policy_hash, fx.policy.hash);
+    assert.equal(st.policy_hash, h.fx.policy.hash);
     assert.equal(st.ready, true);
     assert.equal(st.last_reload.ok, true);
     assert.equal(st.issuer_key_ids.length, 1);

@@ -1,4 +1,6 @@
+import { after, before } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { createMeshFixture, type MeshFixture } from './mesh-fixture.js';
 import { envoyCheckRequest as buildCheckRequest, type EnvoyCheckOptions } from '../../src/envoy/peer/check-request.js';
 import { loadServices } from '../../src/envoy/protos.js';
 import { startServer, type RunningServer } from '../../src/server/start.js';
@@ -76,4 +78,23 @@ export function deniedHttpStatus(res: CheckResponseView): number {
   const c = res.denied_response?.status.code;
   const names: Record<string, number> = { Unauthorized: 401, Forbidden: 403, ServiceUnavailable: 503 };
   return typeof c === 'number' ? c : (names[String(c)] ?? Number(c));
+}
+
+/**
+ * The usual test setup: a fixture policy with keys, the real server on 127.0.0.1 and a Check client,
+ * created before the file's tests and torn down after. Fields are set once `before` has run.
+ */
+export function useCheckServer(opts: { yaml?: string; watchPolicy?: boolean } = {}) {
+  const h = {} as { fx: MeshFixture; server: Awaited<ReturnType<typeof startTestServer>>; client: CheckClient };
+  before(async () => {
+    h.fx = await createMeshFixture(opts.yaml);
+    h.server = await startTestServer(h.fx.policyFile, { watchPolicy: opts.watchPolicy });
+    h.client = new CheckClient(h.server.address);
+  });
+  after(async () => {
+    h.client?.close();
+    await h.server?.close();
+    await h.fx?.cleanup();
+  });
+  return h;
 }
