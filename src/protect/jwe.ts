@@ -1,11 +1,16 @@
-import { CompactEncrypt, compactDecrypt, decodeProtectedHeader, type CompactJWEHeaderParameters } from 'jose';
+import { decodeProtectedHeader, type CompactJWEHeaderParameters } from 'jose';
 import { PayloadError } from '../errors.js';
-import type { Keyring } from './keyring.js';
+import { CompactJweError, CONTENT_ENC, openParsed, parseCompact, sealCompact, type DomainKeyAlg, type RawDomainKey } from './jwe-compact.js';
+import type { Keyring, KeyringEntry } from './keyring.js';
 
 /**
  * Policy-bound JWE for a domain: compact serialization, A256GCM content encryption, the key wrapped
  * (A256KW) or used directly (`dir`) under the domain's current key, and the domain named in the
  * protected header so ciphertext of one domain can never be opened as another's.
+ *
+ * Sealing and opening run synchronously on node:crypto (`jwe-compact.ts`, where the measurement that
+ * justifies it is): jose's async WebCrypto path cost 9–25× more per body
+ * (`node dist/bench/jwe-seal.js`) and capped ext_proc RETRIEVAL.
  */
 export interface SealOptions {
   domain: string;
@@ -18,16 +23,25 @@ export interface SealOptions {
 const encoder = new TextEncoder();
 
 export async function sealForDomain(plaintext: Uint8Array, ring: Keyring, opts: SealOptions): Promise<string> {
-  const key = ring.current;
-  const header: CompactJWEHeaderParameters & Record<string, unknown> = {
-    alg: key.alg === 'dir' ? 'dir' : 'A256KW',
-    enc: 'A256GCM',
-    kid: key.kid,
+  const entry = ring.current;
+  const key = rawKeyOf(entry);
+  const header: Record<string, unknown> = {
+    alg: key.alg,
+    enc: CONTENT_ENC,
+    kid: entry.kid,
     mesh_domain: opts.domain,
     ...(opts.contentType ? { cty: opts.contentType } : {}),
     ...opts.extraHeader,
   };
-  return new CompactEncrypt(plaintext).setProtectedHeader(header).encrypt(key.key);
+  return sealCompact(plaintext, key, header);
+}
+
+/** The entry as the codec needs it; keyring load already refused oct keys that are not 32 bytes. */
+function rawKeyOf(entry: KeyringEntry): RawDomainKey {
+  if (entry.secret === undefined || (entry.alg !== 'A256KW' && entry.alg !== 'dir')) {
+    throw new PayloadError('payload_rejected', `key ${entry.kid} is not a 256-bit A256KW or dir key`);
+  }
+  return { alg: entry.alg as DomainKeyAlg, secret: entry.secret };
 }
 
 export interface Opened {
@@ -54,31 +68,53 @@ export function peekDomain(text: string): string | undefined {
   }
 }
 
+/**
+ * Opens a domain JWE. Everything that can be checked without the key is checked first — five strict
+ * base64url parts, `enc` A256GCM, `alg` A256KW or `dir` and equal to the named key's, no `crit`/`zip`,
+ * the domain — so another domain's ciphertext is refused before any decryption is attempted.
+ */
 export async function openForDomain(compact: string, ring: Keyring, domain: string): Promise<Opened> {
-  let header: Record<string, unknown>;
+  let jwe: ReturnType<typeof parseCompact>;
   try {
-    header = decodeProtectedHeader(compact) as Record<string, unknown>;
+    jwe = parseCompact(compact);
   } catch (cause) {
-    throw new PayloadError('payload_rejected', 'protected body is not a JWE', { cause });
+    throw new PayloadError('payload_rejected', `protected body is not a JWE: ${reason(cause)}`);
   }
+  const header = jwe.header;
+  if (header.enc !== CONTENT_ENC) throw new PayloadError('payload_rejected', `JWE enc ${shown(header.enc)} is not ${CONTENT_ENC}`);
+  if (header.alg !== 'A256KW' && header.alg !== 'dir') throw new PayloadError('payload_rejected', `JWE alg ${shown(header.alg)} is not A256KW or dir`);
+  // No extension is understood, so any `crit` must be refused (RFC 7516 §4.1.13); compression is not
+  // supported either (jose 6 refuses `zip` too).
+  if ('crit' in header) throw new PayloadError('payload_rejected', 'JWE names critical header extensions ("crit"), none is supported');
+  if ('zip' in header) throw new PayloadError('payload_rejected', 'JWE is compressed ("zip"), which is not supported');
   if (header.mesh_domain !== domain) {
-    throw new PayloadError('payload_rejected', `JWE belongs to domain ${String(header.mesh_domain)}, not ${domain}`);
+    throw new PayloadError('payload_rejected', `JWE belongs to domain ${shown(header.mesh_domain)}, not ${domain}`);
   }
   const entry = typeof header.kid === 'string' ? ring.get(header.kid) : undefined;
-  if (!entry) throw new PayloadError('payload_rejected', `JWE key id ${String(header.kid)} is not in the ${domain} keyring`);
+  if (!entry) throw new PayloadError('payload_rejected', `JWE key id ${shown(header.kid)} is not in the ${domain} keyring`);
+  if (entry.alg !== header.alg) throw new PayloadError('payload_rejected', `JWE alg ${header.alg} does not match key ${entry.kid} (${entry.alg})`);
+  let plaintext: Buffer;
   try {
-    const { plaintext, protectedHeader } = await compactDecrypt(compact, entry.key, {
-      keyManagementAlgorithms: ['A256KW', 'dir'],
-      contentEncryptionAlgorithms: ['A256GCM'],
-    });
-    return {
-      plaintext,
-      contentType: typeof protectedHeader.cty === 'string' ? protectedHeader.cty : undefined,
-      header: protectedHeader as Opened['header'],
-    };
+    plaintext = openParsed(jwe, rawKeyOf(entry));
   } catch (cause) {
-    throw new PayloadError('payload_rejected', 'JWE failed to decrypt (tampered or wrong key)', { cause });
+    if (cause instanceof PayloadError) throw cause;
+    throw new PayloadError('payload_rejected', reason(cause));
   }
+  return {
+    plaintext,
+    contentType: typeof header.cty === 'string' ? header.cty : undefined,
+    header: header as Opened['header'],
+  };
+}
+
+function reason(cause: unknown): string {
+  return cause instanceof CompactJweError ? cause.message : 'JWE failed to decrypt (tampered or wrong key)';
+}
+
+/** A header value for an operator's message: quoted and cut short, since the sender chose it. */
+function shown(v: unknown): string {
+  const s = v === undefined ? 'undefined' : JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 export function utf8(s: string): Uint8Array {

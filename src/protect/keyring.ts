@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { importJWK, type JWK } from 'jose';
 import { PayloadError } from '../errors.js';
+import { decodeBase64urlStrict, DOMAIN_KEY_ALGS } from './jwe-compact.js';
 
 /**
  * A domain keyring: a JWK Set on disk. The last key listed encrypts (rotation appends), every listed
@@ -11,6 +12,11 @@ export interface KeyringEntry {
   alg: string;
   jwk: JWK;
   key: Awaited<ReturnType<typeof importJWK>>;
+  /**
+   * The raw 32-byte secret of an `oct` key (alg A256KW or `dir`), for the synchronous codec in
+   * `jwe-compact.ts`; undefined for other key types.
+   */
+  secret?: Buffer;
 }
 
 export class Keyring {
@@ -49,6 +55,19 @@ export async function parseKeyring(file: string, text: string, allowedKty: reado
       throw new PayloadError('payload_rejected', `keyring ${file} has a key without kid or of a kty other than ${allowedKty.join('/')}`);
     }
     const alg = raw.alg ?? (raw.kty === 'oct' ? 'A256KW' : 'ECDH-ES+A256KW');
+    if (raw.kty === 'oct') {
+      // Refused here, at load, rather than at the first seal: a short key or an algorithm the domain
+      // codec does not implement must never get as far as encrypting a body.
+      if (!DOMAIN_KEY_ALGS.includes(alg)) {
+        throw new PayloadError('payload_rejected', `keyring ${file}: key ${raw.kid} has alg ${String(alg)}; oct keys must be A256KW or dir`);
+      }
+      const secret = typeof raw.k === 'string' ? decodeBase64urlStrict(raw.k) : undefined;
+      if (secret?.length !== 32) {
+        throw new PayloadError('payload_rejected', `keyring ${file}: key ${raw.kid} is not a 256-bit key ("k" must be 32 bytes of base64url)`);
+      }
+      entries.push({ kid: raw.kid, alg, jwk: raw, key: await importJWK(raw, alg), secret });
+      continue;
+    }
     entries.push({ kid: raw.kid, alg, jwk: raw, key: await importJWK(raw, alg) });
   }
   return new Keyring(file, entries);
