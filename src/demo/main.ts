@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { BUNDLED_POLICY } from '../cli/options.js';
@@ -116,7 +116,8 @@ async function main(): Promise<void> {
   const chain = await verifyAuditChain(policy.audit.file);
   const count = (await readFile(policy.audit.file, 'utf8')).trim().split('\n').length;
   process.stdout.write(`\nAudit: ${count} hash-chained records in ${policy.audit.file} (chain ${chain.ok ? 'verified' : 'BROKEN'}).\n`);
-  process.stdout.write(`Verify it yourself: npx mesh-pep audit verify ${policy.audit.file}\n`);
+  if (process.argv.includes('--cleanup')) await rm(dir, { recursive: true, force: true });
+  else process.stdout.write(`Verify it yourself: npx mesh-pep audit verify ${policy.audit.file}\n`);
 }
 
 main().catch((e: unknown) => {
