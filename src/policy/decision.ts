@@ -40,3 +40,20 @@ export interface DenyDecision extends DecisionBase {
 }
 
 export type Decision = AllowDecision | DenyDecision;
+
+/** A deny made before any domain was chosen (shed load, an internal failure): nothing but the reason. */
+export function unclassifiedDeny(reason: ReasonCode, decisionId: string, steps: DecisionStep[] = []): DenyDecision {
+  return {
+    kind: 'deny',
+    reason,
+    decisionId,
+    domain: undefined,
+    tier: undefined,
+    auditLevel: undefined,
+    agentId: undefined,
+    agent: undefined,
+    role: undefined,
+    masking: false,
+    steps,
+  };
+}

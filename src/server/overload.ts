@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import { DEFAULTS } from '../config/defaults.js';
 import { encodeResponse } from '../envoy/ext-proc/wire.js';
-import type { DenyDecision } from '../policy/decision.js';
+import { unclassifiedDeny, type DenyDecision } from '../policy/decision.js';
 import type { ReasonCode } from '../policy/reasons.js';
 import type { RequestAttributes } from '../policy/request.js';
 import { authorize } from './authorize.js';
@@ -48,19 +48,7 @@ export function requestHeaderBytes(req: RequestAttributes): number {
 
 function shed(rt: Runtime, req: RequestAttributes, reason: ReasonCode): DenyDecision {
   rt.metrics.decisions.inc({ domain: '', decision: 'deny', reason });
-  return {
-    kind: 'deny',
-    reason,
-    decisionId: randomUUID(),
-    domain: undefined,
-    tier: undefined,
-    auditLevel: undefined,
-    agentId: undefined,
-    agent: undefined,
-    role: undefined,
-    masking: false,
-    steps: [{ phase: 'classify', outcome: 'fail', detail: `refused before evaluation: ${reason}` }],
-  };
+  return unclassifiedDeny(reason, randomUUID(), [{ phase: 'classify', outcome: 'fail', detail: `refused before evaluation: ${reason}` }]);
 }
 
 function deadlinePassed(deadline: grpc.Deadline | undefined): boolean {

@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { loadServices } from '../protos.js';
 import { withSafeDeserializers } from '../safe-deserialize.js';
-import type { Decision } from '../../policy/decision.js';
+import { unclassifiedDeny, type Decision } from '../../policy/decision.js';
 import type { Runtime } from '../../server/runtime.js';
 import { authorizeWithLimits } from '../../server/overload.js';
 import { checkRequestToAttributes } from './request.js';
@@ -36,7 +36,7 @@ export function createCheckService(rt: Runtime): grpc.UntypedServiceImplementati
       .catch((e: unknown) => {
         rt.log.error({ err: { message: (e as Error)?.message } }, 'check failed; denying');
         rt.metrics.decisions.inc({ domain: '', decision: 'deny', reason: 'internal_error' });
-        return internalErrorDecision();
+        return unclassifiedDeny('internal_error', 'none');
       })
       .then((d) => {
         if (span) {
@@ -47,20 +47,4 @@ export function createCheckService(rt: Runtime): grpc.UntypedServiceImplementati
       });
   };
   return { Check: check };
-}
-
-function internalErrorDecision(): Decision {
-  return {
-    kind: 'deny',
-    reason: 'internal_error',
-    decisionId: 'none',
-    domain: undefined,
-    tier: undefined,
-    auditLevel: undefined,
-    agentId: undefined,
-    agent: undefined,
-    role: undefined,
-    masking: false,
-    steps: [],
-  };
 }
