@@ -5,7 +5,7 @@ import { BUNDLED_POLICY } from '../cli/options.js';
 import { verifyAuditChain } from '../audit/verify.js';
 import { header, type ExchangeResult } from '../envoy/peer/ext-proc-peer.js';
 import { SidecarPeer, type SidecarRequest, type SidecarResult } from '../envoy/peer/sidecar.js';
-import { mintDevToken } from '../identity/dev-issuer.js';
+import { mintPolicyToken } from '../identity/dev-issuer.js';
 import { startServer } from '../server/start.js';
 import { createLogger } from '../telemetry/logger.js';
 import { enclave, executor, lastSeen, MemoryStore, modelService } from './agents.js';
@@ -58,17 +58,7 @@ async function main(): Promise<void> {
   const server = await startServer({ configFile, grpcAddress: '127.0.0.1:0', adminAddress: '127.0.0.1:0', initDevKeys: true, log: createLogger('silent') });
   const policy = server.runtime.policy();
   const token = (agent: string, role: string, extra: { spiffe?: string; attested?: boolean } = {}) =>
-    mintDevToken({
-      privateKeyFile: policy.keys.issuerPrivateKeyFile,
-      issuer: policy.identity.issuer,
-      audience: policy.identity.audiences[0],
-      agentId: agent,
-      role,
-      ttlMs: 600_000,
-      spiffeId: extra.spiffe,
-      attestation: extra.attested ? [...policy.trustedMeasurements][0] : undefined,
-      claims: { role: policy.identity.roleClaim, attestation: policy.identity.attestationClaim, spiffe: policy.identity.spiffeClaim },
-    });
+    mintPolicyToken(policy, { agentId: agent, role, ttlMs: 600_000, spiffeId: extra.spiffe, attestation: extra.attested ? [...policy.trustedMeasurements][0] : undefined });
   const orchestrator = await token('orchestrator-1', 'ORCHESTRATOR', { spiffe: ORCH });
   const retriever = await token('retriever-7', 'RETRIEVER', { spiffe: RETR });
   const analyst = await token('analyst-2', 'ANALYST', { spiffe: ANAL, attested: true });

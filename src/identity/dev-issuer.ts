@@ -1,3 +1,4 @@
+import type { CompiledPolicy } from '../config/types.js';
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -136,4 +137,21 @@ async function writeAtomic(path: string, content: string, mode: number): Promise
   // writeFile's mode is filtered by the umask; the private key must end up 0600 whatever it is.
   await chmod(tmp, mode);
   await rename(tmp, path);
+}
+
+/**
+ * A development credential for a loaded policy: its dev issuer key, issuer, first audience and claim
+ * names. What `mesh-pep token`, the demo and the tests mint.
+ */
+export function mintPolicyToken(
+  policy: CompiledPolicy,
+  opts: { agentId: string; role: string; ttlMs: number; attestation?: string; spiffeId?: string; now?: number },
+): Promise<string> {
+  return mintDevToken({
+    privateKeyFile: policy.keys.issuerPrivateKeyFile,
+    issuer: policy.identity.issuer,
+    audience: policy.identity.audiences[0],
+    claims: { role: policy.identity.roleClaim, attestation: policy.identity.attestationClaim, spiffe: policy.identity.spiffeClaim },
+    ...opts,
+  });
 }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadPolicyFile } from '../../src/config/load.js';
 import type { CompiledPolicy } from '../../src/config/types.js';
-import { mintDevToken } from '../../src/identity/dev-issuer.js';
+import { mintPolicyToken } from '../../src/identity/dev-issuer.js';
 import { ensureDevKeys } from '../../src/server/dev-keys.js';
 
 /**
@@ -73,18 +73,7 @@ export async function createMeshFixture(yaml = policyYaml()): Promise<MeshFixtur
     policyFile,
     policy,
     token: ({ agent, role, ttlMs = 600_000, attestation, spiffe, iatOffsetMs = 0 }) =>
-      mintDevToken({
-        privateKeyFile: policy.keys.issuerPrivateKeyFile,
-        issuer: policy.identity.issuer,
-        audience: policy.identity.audiences[0],
-        agentId: agent,
-        role,
-        ttlMs,
-        attestation,
-        spiffeId: spiffe,
-        claims: { role: 'role', attestation: 'attestation_hash', spiffe: 'spiffe_id' },
-        now: Date.now() + iatOffsetMs,
-      }),
+      mintPolicyToken(policy, { agentId: agent, role, ttlMs, attestation, spiffeId: spiffe, now: Date.now() + iatOffsetMs }),
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 }

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { loadPolicyFile } from '../../config/load.js';
 import { MeshError } from '../../errors.js';
 import { FieldPathError, parseFieldPath, selectPath } from '../../protect/json-path.js';
+import { writeStdout } from '../io.js';
 import { UsageError, type CliCommand } from '../command.js';
 import { configPath, required } from '../options.js';
 
@@ -82,7 +83,7 @@ function pick(doc: unknown, jsonPath: string | undefined): unknown {
 
 async function output(text: string, out: string | undefined): Promise<void> {
   if (out) await writeFile(out, text);
-  else await new Promise<void>((resolve, reject) => process.stdout.write(text, (e) => (e ? reject(e) : resolve())));
+  else await writeStdout(text);
 }
 
 export const command: CliCommand = {

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadPolicyFile } from '../../config/load.js';
-import { mintDevToken } from '../../identity/dev-issuer.js';
+import { mintPolicyToken } from '../../identity/dev-issuer.js';
 import { UsageError, type CliCommand } from '../command.js';
 import { configPath, parseDuration, required } from '../options.js';
 
@@ -41,17 +41,7 @@ Prints a short-lived ES256 JWT signed with the development issuer key named by t
       attestation = [...policy.trustedMeasurements][0];
       if (!attestation) throw new UsageError('--attested: the policy lists no attestation.trusted_measurements');
     }
-    const token = await mintDevToken({
-      privateKeyFile: policy.keys.issuerPrivateKeyFile,
-      issuer: policy.identity.issuer,
-      audience: policy.identity.audiences[0],
-      agentId,
-      role,
-      ttlMs,
-      attestation,
-      spiffeId: values.spiffe,
-      claims: { role: policy.identity.roleClaim, attestation: policy.identity.attestationClaim, spiffe: policy.identity.spiffeClaim },
-    });
+    const token = await mintPolicyToken(policy, { agentId, role, ttlMs, attestation, spiffeId: values.spiffe });
     process.stdout.write(token + '\n');
     return 0;
   },
