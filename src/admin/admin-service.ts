@@ -55,6 +55,7 @@ export function createAdminService(rt: Runtime): grpc.UntypedServiceImplementati
             errors: rt.store.lastReload.errors,
           },
           ready: rt.ready,
+          pid: process.pid,
         }),
       (e: unknown) => callback({ code: 13, details: (e as Error).message } as grpc.ServiceError),
     );

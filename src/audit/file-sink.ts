@@ -7,7 +7,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { canonicalJson, GENESIS_HASH, recordHash } from './canonical.js';
 import { readTail, rotatedSiblings } from './chain-files.js';
-import type { AuditEvent, AuditSink } from './record.js';
+import type { AuditEvent, AuditRecordOptions, AuditSink } from './record.js';
 import { sanitizeEvent } from './sanitize.js';
 
 /** The audit log cannot take the record; FULL_MESH callers deny with `audit_unavailable`. */
@@ -91,13 +91,13 @@ export class FileAuditSink implements AuditSink {
     return this.lastHash;
   }
 
-  record(event: AuditEvent, opts: { durable: boolean }): Promise<void> {
+  record(event: AuditEvent, opts: AuditRecordOptions): Promise<void> {
     if (this.closed) return Promise.reject(new AuditUnavailableError('audit sink is closed'));
     if (this.queue.length >= (this.opts.maxQueue ?? 65536)) {
       this.opts.metrics?.auditRecords.inc({ result: 'refused' });
       return Promise.reject(new AuditUnavailableError('audit queue is full'));
     }
-    const ts = new Date((this.opts.now ?? Date.now)()).toISOString();
+    const ts = new Date(opts.at ?? (this.opts.now ?? Date.now)()).toISOString();
     const { event: clean, redacted } = sanitizeEvent(event);
     if (redacted) this.opts.log?.warn({ decision_id: clean.decision_id, fields: redacted }, 'audit event held a credential-like value; replaced');
     if (!opts.durable) {

@@ -35,8 +35,15 @@ export interface AuditRecord extends AuditEvent {
  * Where audit events go. `record` resolves once the event is durable (for FULL_MESH: on disk after
  * fdatasync) and rejects when it cannot be written, so the caller can fail closed.
  */
+export interface AuditRecordOptions {
+  /** Wait until the record is on disk (FULL_MESH allows). */
+  durable: boolean;
+  /** When the event happened (ms since the epoch) if not now: records relayed from a cluster worker. */
+  at?: number;
+}
+
 export interface AuditSink {
-  record(event: AuditEvent, opts: { durable: boolean }): Promise<void>;
+  record(event: AuditEvent, opts: AuditRecordOptions): Promise<void>;
   /** False once a write failed and until a write succeeds again; readiness follows it. */
   readonly healthy: boolean;
   close(): Promise<void>;

@@ -22,14 +22,11 @@ export interface RuntimeOptions {
   log?: Logger;
   metrics?: Metrics;
   tracing?: Tracing;
-  /** Per-process audit chain (cluster workers): `audit.jsonl` → `audit.<suffix>.jsonl`. */
-  auditFileSuffix?: string;
-}
-
-function withSuffix(file: string, suffix: string): string {
-  const dot = file.lastIndexOf('.');
-  const slash = Math.max(file.lastIndexOf('/'), file.lastIndexOf('\\'));
-  return dot > slash + 1 ? `${file.slice(0, dot)}.${suffix}${file.slice(dot)}` : `${file}.${suffix}`;
+  /**
+   * Where audit records go instead of this process's own file sink on `audit.file`: a cluster worker
+   * relays them to the primary, which keeps the one chain (`audit/ipc-sink.ts`).
+   */
+  auditSink?: AuditSink;
 }
 
 function maxTokenAge(p: CompiledPolicy): number {
@@ -74,8 +71,7 @@ export class Runtime implements ServerContext {
       if (written.length) log.info({ files: written }, 'created development keys');
     }
     const pseudonyms = new Pseudonymizer(await readPseudonymKey(policy.keys.pseudonymKeyFile));
-    const auditSettings = opts.auditFileSuffix ? { ...policy.audit, file: withSuffix(policy.audit.file, opts.auditFileSuffix) } : policy.audit;
-    const audit = await FileAuditSink.open(auditSettings, { metrics, log });
+    const audit = opts.auditSink ?? (await FileAuditSink.open(policy.audit, { metrics, log }));
     const rt = new Runtime(store, audit, metrics, log, pseudonyms, opts.tracing ?? createTracing());
     try {
       rt.security = await installSecurityGuards(rt);

@@ -14,6 +14,7 @@ import { limitStreams } from './overload.js';
 import { ReloadableServerCredentials } from './tls.js';
 import { Runtime } from './runtime.js';
 import type { Tracing } from '../telemetry/tracing.js';
+import type { AuditSink } from '../audit/record.js';
 
 export interface StartOptions {
   /** Tracing to use instead of the one configured from OTEL_* (tests pass their own exporter). */
@@ -34,11 +35,8 @@ export interface StartOptions {
   drainDelayMs?: number;
   /** Serve the admin HTTP listener (default true). Cluster workers leave it to the primary (`server/workers.ts`). */
   adminHttp?: boolean;
-  /**
-   * Inserted before the audit file's extension (`audit.jsonl` → `audit.w1.jsonl`): each cluster worker
-   * keeps its own hash chain, since two processes appending to one chain would fork it.
-   */
-  auditFileSuffix?: string;
+  /** Audit sink to use instead of a file sink on `audit.file` (cluster workers relay to the primary). */
+  auditSink?: AuditSink;
   /** TLS/mTLS for the gRPC listener; beats the policy's `server.tls` (docs/hardening.md). */
   tls?: ServerTlsSettings;
 }
@@ -62,7 +60,7 @@ function splitAddress(addr: string): { host: string; port: number } {
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const grpcAddress = opts.grpcAddress ?? '0.0.0.0:9001';
   const adminAddress = opts.adminAddress ?? '0.0.0.0:9090';
-  const rt = await Runtime.create({ configFile: opts.configFile, initDevKeys: opts.initDevKeys, log: opts.log, auditFileSuffix: opts.auditFileSuffix, tracing: opts.tracing });
+  const rt = await Runtime.create({ configFile: opts.configFile, initDevKeys: opts.initDevKeys, log: opts.log, auditSink: opts.auditSink, tracing: opts.tracing });
 
   const services = loadServices();
   const server = new grpc.Server({

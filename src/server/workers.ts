@@ -1,27 +1,33 @@
 import cluster, { type Worker } from 'node:cluster';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
+import { FileAuditSink } from '../audit/file-sink.js';
+import { IpcAuditSink, type AuditChannel } from '../audit/ipc-sink.js';
+import { AuditIpcWriter } from '../audit/ipc-writer.js';
 import { loadPolicyFile } from '../config/load.js';
+import type { ServerTlsSettings } from '../config/types.js';
+import { createMetrics } from '../telemetry/metrics.js';
+import { containerCpuCount } from './cpus.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ensureDevKeys } from './dev-keys.js';
 import type { RunningServer } from './start.js';
 
 /**
- * `mesh-pep serve --workers N`: N node:cluster workers share the gRPC port (the primary accepts and
- * hands connections round-robin; grpc-js `bindAsync` in a worker goes through cluster like any
- * net.Server). Each worker is a full PEP (policy store, verifier cache, audit sink); the primary only
- * supervises and owns the admin HTTP port:
+ * `mesh-pep serve --workers N` (default: the container's CPU count): N node:cluster workers share the
+ * gRPC port (the primary accepts and hands connections round-robin; grpc-js `bindAsync` in a worker
+ * goes through cluster like any net.Server). Each worker is a full PEP (policy store, verifier cache);
+ * the primary supervises, owns the admin HTTP port and writes the audit log:
  *
- * - /healthz answers from the primary; /readyz is 200 only when every worker slot is up and ready
- *   (asked over IPC); /metrics is every worker's registry summed series by series.
- * - Audit: each worker keeps its own hash chain in its own file (`audit.jsonl` → `audit.w1.jsonl`,
- *   `audit.w2.jsonl`, ...). Two processes appending to one chain would fork it; funnelling every record
- *   through the primary would add an IPC round trip to each durable allow.
+ * - Audit: one hash chain in `audit.file`, as with one process. Workers relay their records over IPC
+ *   (`audit/ipc-sink.ts`), batched per event-loop turn; the primary appends them with group commit
+ *   and answers a batch once its durable records are on disk (`audit/ipc-writer.ts`).
+ * - /healthz answers from the primary; /readyz is 200 only when the audit log is writable and every
+ *   worker slot is up and ready (asked over IPC); /metrics is every worker's registry and the
+ *   primary's (audit series) summed series by series.
  * - SIGHUP is forwarded (each worker reloads); SIGTERM/SIGINT drain every worker, then the primary
- *   exits 0 when all of them exited 0.
- * - A worker that dies while serving is replaced in the same slot (same audit file); a worker that
- *   fails before the cluster was first ready stops the whole process (a bad policy, a busy port).
+ *   writes what they sent last and exits 0 when all of them exited 0.
+ * - A worker that dies while serving is replaced in the same slot; a worker that fails before the
+ *   cluster was first ready stops the whole process (a bad policy, a busy port).
  */
 export interface ClusterOptions {
   workers: number;
@@ -31,20 +37,17 @@ export interface ClusterOptions {
   initDevKeys: boolean;
   drainDelayMs: number;
   drainTimeoutMs?: number;
+  /** TLS for the gRPC listener from `--tls-*`; each worker serves it (and reloads the files) itself. */
+  tls?: ServerTlsSettings;
   log: Logger;
 }
 
-/** `--workers`: a positive integer, or `auto` for the CPUs this container may use. */
+/** `--workers`: a positive integer, or `auto` for the CPUs this container may use (cgroup quota included). */
 export function parseWorkerCount(text: string): number {
-  if (text === 'auto') return os.availableParallelism();
+  if (text === 'auto') return containerCpuCount();
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1 || n > 256) throw new RangeError(`--workers must be a whole number from 1 to 256 or "auto", not "${text}"`);
   return n;
-}
-
-/** `audit.jsonl` → `audit.w2.jsonl`: the suffix a worker slot's audit chain file gets. */
-export function workerAuditSuffix(slot: number): string {
-  return `w${slot}`;
 }
 
 type ToWorker = { mesh: 'ask'; id: number; what: 'metrics' | 'status' };
@@ -76,6 +79,10 @@ export async function runClusterPrimary(opts: ClusterOptions): Promise<number> {
     const written = await ensureDevKeys(policy);
     if (written.length) log.info({ files: written }, 'created development keys');
   }
+  // The one audit chain, opened before any worker exists: a bad audit file stops the start here.
+  const metrics = createMetrics();
+  const auditSink = await FileAuditSink.open(policy.audit, { metrics, log });
+  const audit = new AuditIpcWriter(auditSink);
 
   const slots: Slot[] = Array.from({ length: opts.workers }, (_, i) => ({ n: i + 1, worker: undefined, ready: false }));
   let draining = false;
@@ -118,6 +125,7 @@ export async function runClusterPrimary(opts: ClusterOptions): Promise<number> {
     slot.worker = w;
     slot.ready = false;
     w.on('message', (m: FromWorker) => {
+      if (audit.handle(w, m)) return;
       if (m?.mesh === 'ready') {
         slot.ready = true;
         grpcPort = m.grpcPort;
@@ -131,6 +139,7 @@ export async function runClusterPrimary(opts: ClusterOptions): Promise<number> {
       }
     });
     w.on('exit', (code, signal) => {
+      audit.forget(w);
       slot.ready = false;
       if (slot.worker === w) slot.worker = undefined;
       if (draining) return;
@@ -158,8 +167,8 @@ export async function runClusterPrimary(opts: ClusterOptions): Promise<number> {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
         return;
       case '/readyz': {
-        if (draining || !everReady) {
-          res.writeHead(503, { 'content-type': 'text/plain' }).end(draining ? 'draining\n' : 'starting\n');
+        if (draining || !everReady || !audit.healthy) {
+          res.writeHead(503, { 'content-type': 'text/plain' }).end(draining ? 'draining\n' : !everReady ? 'starting\n' : 'audit unavailable\n');
           return;
         }
         const workers = live();
@@ -173,7 +182,9 @@ export async function runClusterPrimary(opts: ClusterOptions): Promise<number> {
       case '/metrics':
         void Promise.all(live().map((w) => ask(w, 'metrics'))).then((answers) => {
           const texts = answers.flatMap((a) => (a ? [a.body] : []));
-          const up = `# HELP mesh_pep_workers_up Cluster workers that answered this scrape\n# TYPE mesh_pep_workers_up gauge\nmesh_pep_workers_up ${texts.length}\n`;
+          const workersUp = texts.length;
+          texts.push(metrics.registry.render());
+          const up = `# HELP mesh_pep_workers_up Cluster workers that answered this scrape\n# TYPE mesh_pep_workers_up gauge\nmesh_pep_workers_up ${workersUp}\n`;
           res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(mergePrometheusText(texts) + up);
         });
         return;
@@ -207,6 +218,7 @@ export async function runClusterPrimary(opts: ClusterOptions): Promise<number> {
     stopAll('SIGTERM');
     await exited();
     admin.close();
+    await auditSink.close();
     log.error({ err: { message: (e as Error).message } }, 'cluster failed to start');
     return 1;
   }
@@ -219,7 +231,7 @@ export async function runClusterPrimary(opts: ClusterOptions): Promise<number> {
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   process.off('SIGHUP', onHup);
-  log.info({ signal }, 'draining all workers');
+  log.info({ signal, workers: slots.length }, 'draining');
   draining = true;
   stopAll('SIGTERM');
   const hardStop = setTimeout(() => stopAll('SIGKILL'), opts.drainDelayMs + (opts.drainTimeoutMs ?? 10_000) + 5000);
@@ -227,6 +239,7 @@ export async function runClusterPrimary(opts: ClusterOptions): Promise<number> {
   clearTimeout(hardStop);
   await new Promise<void>((resolve) => admin.close(() => resolve()));
   admin.closeAllConnections?.();
+  await auditSink.close();
   log.info({ exit_codes: codes }, 'stopped');
   return failed || codes.some((c) => c !== 0) ? 1 : 0;
 }
@@ -243,7 +256,8 @@ export async function runClusterWorker(opts: ClusterOptions): Promise<number> {
     grpcAddress: opts.grpcAddress,
     adminAddress: opts.adminAddress,
     adminHttp: false,
-    auditFileSuffix: workerAuditSuffix(slot),
+    auditSink: new IpcAuditSink(process as unknown as AuditChannel),
+    tls: opts.tls,
     initDevKeys: false,
     watchPolicy: true,
     drainDelayMs: opts.drainDelayMs,

@@ -17,9 +17,9 @@ export const command: CliCommand = {
   --admin-address H:P      admin HTTP listener: /healthz /readyz /metrics (env MESH_PEP_ADMIN_ADDRESS; default 0.0.0.0:9090)
   --init-keys              create missing key files at start (default only for the bundled development policy)
   --drain-delay DURATION   after SIGTERM, keep answering this long with readiness 503 (default 3s)
-  --workers N|auto         processes sharing the gRPC port (env MESH_PEP_WORKERS; default 1 = no cluster;
-                           auto = the CPUs this container may use). Each worker writes its own audit chain
-                           (audit.jsonl → audit.w1.jsonl, audit.w2.jsonl, ...); the primary serves admin HTTP
+  --workers N|auto         processes sharing the gRPC port (env MESH_PEP_WORKERS; default auto = the CPUs
+                           this container may use, cgroup CPU limit included; 1 = one process, no cluster).
+                           The primary serves admin HTTP and writes the one audit chain for all workers
   --tls-cert FILE          serve gRPC over TLS with this certificate chain (PEM; beats the policy's server.tls)
   --tls-key FILE           ... and this private key (PEM); both files are reloaded when they change
   --tls-client-ca FILE     require client certificates signed by this CA (mTLS); tls_min_version applies
@@ -55,15 +55,11 @@ last good policy serving); SIGTERM/SIGINT drain: readiness goes 503, in-flight c
       : undefined;
     let workers: number;
     try {
-      workers = parseWorkerCount(values.workers ?? process.env.MESH_PEP_WORKERS ?? '1');
+      workers = parseWorkerCount(values.workers ?? process.env.MESH_PEP_WORKERS ?? 'auto');
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
     if (workers > 1 || isClusterWorker()) {
-      if (tls) {
-        process.stderr.write('serve: --tls-* flags apply to a single process; with --workers set security_mesh.server.tls in the policy\n');
-        return 2;
-      }
       const cluster = {
         workers,
         configFile,
@@ -71,6 +67,7 @@ last good policy serving); SIGTERM/SIGINT drain: readiness goes 503, in-flight c
         adminAddress: values['admin-address'] ?? process.env.MESH_PEP_ADMIN_ADDRESS ?? '0.0.0.0:9090',
         initDevKeys,
         drainDelayMs: parseDuration(values['drain-delay']!),
+        tls,
         log,
       };
       try {
