@@ -129,6 +129,17 @@ describe('helm/mesh-pep values', () => {
     assert.match(JSON.stringify(validate.errors), /additionalProperties.*replicaCont/);
     assert.equal(validate(chartValues(CHART, { istio: { extProc: { requestBodyMode: 'BUFFERED_PARTIAL' } } })), false);
     assert.equal(validate(chartValues(CHART, { istio: { authzTimeout: '500ms' } })), false);
+    for (const workers of [0, 'all', 1.5]) assert.equal(validate(chartValues(CHART, { workers })), false, `workers: ${workers}`);
+  });
+
+  it('workers reach the server as MESH_PEP_WORKERS: auto by default, a number when set', () => {
+    const env = (r: RenderedChart) =>
+      asArray(container(r)['env'], 'env')
+        .map((e) => asObject(e, 'env var'))
+        .find((e) => e['name'] === 'MESH_PEP_WORKERS')?.['value'];
+    assert.equal(env(chart), 'auto');
+    assert.ok(validate(chartValues(CHART, { workers: 3 })));
+    assert.equal(env(renderChart(CHART, RELEASE, { workers: 3 })), '3');
   });
 });
 
