@@ -155,6 +155,12 @@ export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<
   return allow(req, domain, cred, agent, id, steps, deps.pseudonyms.bindingKey(), now);
 }
 
+/** A plain loop rather than `MESH_HEADER_PREFIXES.some(...)`: no closure per request header. */
+function hasMeshPrefix(name: string): boolean {
+  for (const p of MESH_HEADER_PREFIXES) if (name.startsWith(p)) return true;
+  return false;
+}
+
 function allow(
   req: RequestAttributes,
   domain: DomainPolicy,
@@ -175,13 +181,13 @@ function allow(
     [agentHeader, agent],
     ['x-mesh-binding', bindDecision(bindingKey, { decisionId: id, domain: domain.name, role, agent }, now)],
   ];
-  const setNames = new Set(setHeaders.map(([n]) => n));
   // Credentials never reach the callee; topology headers go in masking domains; client-sent
   // x-agent-* / x-mesh-* that Check does not overwrite are removed so none survives.
   const remove = new Set<string>(['authorization']);
   for (const h of domain.maskRequestHeaders) if (req.headers.has(h)) remove.add(h);
+  // Prefix first: most requests carry no x-agent-*/x-mesh-* header, so the set-header lookup rarely runs.
   for (const name of req.headers.keys()) {
-    if (!setNames.has(name) && MESH_HEADER_PREFIXES.some((p) => name.startsWith(p))) remove.add(name);
+    if (hasMeshPrefix(name) && !setHeaders.some(([n]) => n === name)) remove.add(name);
   }
   const removeHeaders = [...remove].filter((h) => !isProtectedHeaderName(h));
   steps.add('mask', domain.metadataMasking ? 'pass' : 'skip', () =>

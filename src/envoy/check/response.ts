@@ -1,5 +1,6 @@
 import type { Decision } from '../../policy/decision.js';
 import { denyBody, REASONS } from '../../policy/reasons.js';
+import type { CheckResponseObject, HeaderOptionObject } from './response-encoder.js';
 
 /**
  * Decision → CheckResponse. A deny is always a normal response with a non-zero status (a gRPC error
@@ -7,7 +8,7 @@ import { denyBody, REASONS } from '../../policy/reasons.js';
  * overwrite client-sent values. Struct values use protobufjs' camelCase well-known-type names
  * (`stringValue`), which is what reaches the wire even with keepCase.
  */
-function headerOption(key: string, value: string) {
+function headerOption(key: string, value: string): HeaderOptionObject {
   return { header: { key, value }, append: { value: false } };
 }
 
@@ -19,7 +20,9 @@ export function toStruct(values: Readonly<Record<string, string>>) {
 
 const DENY_CACHE = new Map<string, object>();
 
-function denyResponse(reason: keyof typeof REASONS, decisionId: string) {
+// Typed as CheckResponseObject so a field the fast encoder (response-encoder.ts) does not know is a
+// compile error here, not a field silently left off the wire.
+function denyResponse(reason: keyof typeof REASONS, decisionId: string): CheckResponseObject {
   const r = REASONS[reason];
   // The parts that do not depend on the request are built once per reason.
   let fixed = DENY_CACHE.get(reason) as { body: string; status: { code: number } } | undefined;
@@ -42,7 +45,7 @@ function denyResponse(reason: keyof typeof REASONS, decisionId: string) {
   };
 }
 
-export function decisionToCheckResponse(d: Decision) {
+export function decisionToCheckResponse(d: Decision): CheckResponseObject {
   if (d.kind === 'deny') return denyResponse(d.reason, d.decisionId);
   return {
     status: { code: 0, message: '' },
