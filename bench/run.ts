@@ -8,9 +8,15 @@ import { driveChecks, driveExtProc, type DriverResult } from './drivers.js';
 import { createBenchFixture } from './fixture.js';
 import { encodeCheckRequest, envoyCheckRequest, grpcFrame, headerBytes } from './frames.js';
 import { findH2load, runH2load, type LoadResult } from './h2load.js';
+import { jsonBody } from './json-body.js';
 
 /**
- * `npm run bench [-- --quick]`: mesh-pep against a bare grpc-js server, side by side in one run.
+ * `npm run bench [-- --quick] [--json FILE] [--only check,extproc,workers] [--pep-node-args 'FLAGS']`: mesh-pep against a bare
+ * grpc-js server, side by side in one run. `--only` runs just the named groups of scenarios (`check`:
+ * the h2load and Node-driver Check rows; `extproc`: the ext_proc RETRIEVAL rows; `workers`: the
+ * `--workers 2` rows), for iterating on one path; the headline needs the whole run. `--pep-node-args`
+ * passes space-separated Node/V8 flags to the mesh-pep process (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`
+ * or `--max-semi-space-size=4`), for profiles and flag experiments; the bare server never gets them.
  * See BENCHMARKS.md for what each scenario means and the latest figures.
  */
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -25,12 +31,21 @@ interface Options {
   warmupS: number;
   rounds: number;
   json: string;
+  /** Scenario groups to run; all when empty. */
+  only: ReadonlySet<string>;
+  /** Extra Node flags for the mesh-pep process. */
+  pepNodeArgs: string[];
 }
+
+const GROUPS = ['check', 'extproc', 'workers'] as const;
 
 function parseOptions(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const json = argv.includes('--json') ? argv[argv.indexOf('--json') + 1]! : path.join(ROOT, 'bench/results/latest.json');
-  return { quick, durationS: quick ? 3 : 8, warmupS: quick ? 1 : 2, rounds: quick ? 1 : 3, json };
+  const only = new Set(argv.includes('--only') ? argv[argv.indexOf('--only') + 1]!.split(',').filter(Boolean) : []);
+  for (const g of only) if (!(GROUPS as readonly string[]).includes(g)) throw new Error(`--only: unknown group ${g} (known: ${GROUPS.join(', ')})`);
+  const pepNodeArgs = argv.includes('--pep-node-args') ? argv[argv.indexOf('--pep-node-args') + 1]!.split(' ').filter(Boolean) : [];
+  return { quick, durationS: quick ? 3 : 8, warmupS: quick ? 1 : 2, rounds: quick ? 1 : 3, json, only, pepNodeArgs };
 }
 
 // ----------------------------------------------------------------------------------------- processes
@@ -74,13 +89,13 @@ async function startBare(): Promise<Proc> {
 }
 
 /** Starts `mesh-pep serve`; ready time is spawn → first 200 from /readyz (polled every 5 ms). */
-async function startPep(policyFile: string, workers: number, env: NodeJS.ProcessEnv = {}): Promise<Proc> {
+async function startPep(policyFile: string, workers: number, nodeArgs: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Proc> {
   const port = await freePort();
   const adminPort = await freePort();
   const t0 = performance.now();
   const child = spawn(
     process.execPath,
-    [CLI, 'serve', '--config', policyFile, '--grpc-address', `127.0.0.1:${port}`, '--admin-address', `127.0.0.1:${adminPort}`, '--no-init-keys', '--drain-delay', '0', '--workers', String(workers)],
+    [...nodeArgs, CLI, 'serve', '--config', policyFile, '--grpc-address', `127.0.0.1:${port}`, '--admin-address', `127.0.0.1:${adminPort}`, '--no-init-keys', '--drain-delay', '0', '--workers', String(workers)],
     { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn', ...env } },
   );
   let exited = false;
@@ -142,6 +157,14 @@ async function withCpu<T extends { requests: number }>(pid: number | undefined, 
   const result = await fn();
   const after = pid ? await cpuUs(pid) : 0;
   return { ...result, cpuUsPerReq: pid && result.requests ? (after - before) / result.requests : NaN };
+}
+
+/** CPU time of this (driver) process per answered request. */
+async function withDriverCpu<T extends { requests: number }>(fn: () => Promise<T>): Promise<T & { driverCpuUsPerReq: number }> {
+  const before = process.cpuUsage();
+  const result = await fn();
+  const used = process.cpuUsage(before);
+  return { ...result, driverCpuUsPerReq: result.requests ? (used.user + used.system) / result.requests : NaN };
 }
 
 async function withRss<T>(pid: number | undefined, fn: () => Promise<T>): Promise<{ result: T; rssMb: number }> {
@@ -225,118 +248,142 @@ async function main(): Promise<number> {
     }
 
     bare = await startBare();
-    pep = await startPep(fx.policyFile, 1);
+    pep = await startPep(fx.policyFile, 1, opts.pepNodeArgs);
     facts.ready_ms_workers_1 = Math.round(pep.readyMs!);
     const urlOf = (p: Proc) => `http://127.0.0.1:${p.port}${CHECK_PATH}`;
     const base = { durationS: opts.durationS, warmupS: opts.warmupS, logFile: path.join(work, 'h2load.log') };
     const max = { clients: 4, streams: 32 };
     const log = (s: string) => process.stderr.write(s + '\n');
 
-    // Sanity: the PEP really decides (allow / deny) what each data file carries, counted in /metrics.
-    const before = (await get(pep.adminPort!, '/metrics')).body;
-
-    // 1. cached credential, max throughput: bare and mesh-pep alternately, so drift in the machine's
-    //    load hits both; the ratio reported is the median of the per-round ratios.
-    const pairs: Array<{ bare: LoadResult; pep: LoadResult }> = [];
-    let pepMaxRss = 0;
-    for (let i = 0; i < opts.rounds; i++) {
-      log(`cached credential, max throughput, round ${i + 1}/${opts.rounds}`);
-      const b = await runH2load({ ...base, ...max, url: urlOf(bare), dataFile: data.plain! });
-      const { result, rssMb } = await withRss(pep.child.pid, () => runH2load({ ...base, ...max, url: urlOf(pep!), dataFile: data.plain! }));
-      pairs.push({ bare: b, pep: result });
-      pepMaxRss = Math.max(pepMaxRss, rssMb);
-    }
-    pairs.sort((x, y) => x.pep.rps / x.bare.rps - y.pep.rps / y.bare.rps);
-    const mid = pairs[Math.floor(pairs.length / 2)]!;
-    const bareBest = mid.bare;
-    const pepBest = mid.pep;
-    facts.cached_ratio_rounds = pairs.map((p) => (p.pep.rps / p.bare.rps).toFixed(2)).join(' ');
-    rows.push(row('cached credential', 'bare', 'max', bareBest, { note: `median of ${pairs.length} paired rounds` }));
-    rows.push(row('cached credential', 'mesh-pep', 'max', pepBest, { workers: 1, ratio: pepBest.rps / bareBest.rps, rssMb: pepMaxRss, note: `round ratios ${facts.cached_ratio_rounds}` }));
-
-    // 2. fixed rates (latency), with server CPU per request for both servers
-    for (const rps of [1000, 3000]) {
-      log(`cached credential at ${rps} rps`);
-      // One connection, one call in flight, evenly spaced: h2load's --rps sends each client's due
-      // requests together, so more clients or streams measure h2load's bursts, not the server.
-      const fixed = { clients: 1, streams: 1, rps };
-      const b = await withCpu(bare.child.pid, () => runH2load({ ...base, ...fixed, url: urlOf(bare!), dataFile: data.plain! }));
-      const p = await withCpu(pep.child.pid, () => runH2load({ ...base, ...fixed, url: urlOf(pep!), dataFile: data.plain! }));
-      rows.push(row('cached credential', 'bare', `${rps} rps`, b, { cpuUsPerReq: b.cpuUsPerReq }));
-      rows.push(row('cached credential', 'mesh-pep', `${rps} rps`, p, { workers: 1, cpuUsPerReq: p.cpuUsPerReq, ratio: b.cpuUsPerReq / p.cpuUsPerReq, note: 'ratio = bare CPU/req ÷ mesh-pep CPU/req' }));
-    }
-
-    // 3. deny path, masking domain, FULL_MESH audit (max throughput; ratios to the bare best)
-    for (const [scenario, file] of [
-      ['deny (role_not_allowed)', data.deny!],
-      ['masking domain', data.masked!],
-      ['audit FULL_MESH (durable)', data.full!],
-    ] as const) {
-      log(scenario);
-      const { result, rssMb } = await withRss(pep.child.pid, () => runH2load({ ...base, ...max, url: urlOf(pep!), dataFile: file }));
-      rows.push(row(scenario, 'mesh-pep', 'max', result, { workers: 1, ratio: result.rps / bareBest.rps, rssMb }));
-    }
-    const fullRow = rows.find((r) => r.scenario.startsWith('audit FULL_MESH'))!;
-    fullRow.note = `${(fullRow.rps / pepBest.rps).toFixed(2)}× audit off (cached credential row)`;
-    // Each durable allow waits for its group's fdatasync (~ms), so this rate needs calls in flight.
-    const fullLatency = await runH2load({ ...base, clients: 1, streams: 16, rps: 1000, url: urlOf(pep), dataFile: data.full! });
-    rows.push(row('audit FULL_MESH (durable)', 'mesh-pep', '1000 rps', fullLatency, { workers: 1 }));
-
-    const after = (await get(pep.adminPort!, '/metrics')).body;
-    facts.allowed_plain = decisionCount(after, 'bench_plain', 'allow') - decisionCount(before, 'bench_plain', 'allow');
-    facts.denied_plain = decisionCount(after, 'bench_plain', 'deny') - decisionCount(before, 'bench_plain', 'deny');
-    facts.allowed_masked = decisionCount(after, 'bench_masked', 'allow') - decisionCount(before, 'bench_masked', 'allow');
-    facts.allowed_full = decisionCount(after, 'bench_full', 'allow') - decisionCount(before, 'bench_full', 'allow');
-
-    // 4. cold credential: every request a token never seen before (Node driver, pre-encoded requests)
-    const coldN = opts.quick ? 12_000 : 30_000;
-    log(`minting ${coldN} credentials for the cold scenario`);
-    const coldTokens = await fx.mint({ agent: 'agent-cold', role: 'RETRIEVER', n: coldN });
-    const coldReqs = coldTokens.map((t) => encodeCheckRequest(envoyCheckRequest({ domain: 'bench_plain', token: t })));
-    log('cold credential');
-    const warmReqs = Array.from({ length: coldN }, () => coldReqs[0]!);
-    const cachedNode = await driveChecks({ address: `127.0.0.1:${pep.port}`, requests: warmReqs, concurrency: 32, durationS: opts.durationS / 2, expectCode: 0 });
-    rows.push(row('cached credential (Node driver)', 'mesh-pep', 'max', cachedNode, { workers: 1, note: 'same driver as the cold row' }));
-    const { result: cold, rssMb: coldRss } = await withRss(pep.child.pid, () =>
-      driveChecks({ address: `127.0.0.1:${pep!.port}`, requests: coldReqs.slice(1), concurrency: 32, durationS: opts.durationS, expectCode: 0 }),
-    );
-    rows.push(row('cold credential (Node driver)', 'mesh-pep', 'max', cold, { workers: 1, rssMb: coldRss }));
-
-    // 5. ext_proc RETRIEVAL round trips (Node driver: h2load cannot do bidirectional streams)
-    for (const [label, size, concurrency] of [
-      ['ext_proc RETRIEVAL 4 KiB', 4 * 1024, 1],
-      ['ext_proc RETRIEVAL 64 KiB', 64 * 1024, 8],
-    ] as const) {
-      log(label);
-      const body = jsonBody(size);
-      const ext = { domain: 'bench_plain', body, concurrency, durationS: opts.durationS / 2 };
-      const b = await driveExtProc({ ...ext, address: `127.0.0.1:${bare.port}`, protectedBody: false });
-      const { result: p, rssMb } = await withRss(pep.child.pid, () => driveExtProc({ ...ext, address: `127.0.0.1:${pep!.port}`, protectedBody: true }));
-      rows.push(row(label, 'bare', `c=${concurrency}`, b, { note: `${b.mbPerS.toFixed(0)} MB/s` }));
-      rows.push(
-        row(label, 'mesh-pep', `c=${concurrency}`, p, {
-          workers: 1,
-          rssMb,
-          ratio: p.rps / b.rps,
-          note: `${p.mbPerS.toFixed(0)} MB/s; +${(p.p50Ms - b.p50Ms).toFixed(3)} ms p50 over bare`,
-        }),
+    const runs = (group: (typeof GROUPS)[number]) => opts.only.size === 0 || opts.only.has(group);
+    let coldReqs: Buffer[] | undefined;
+    const coldRequests = async () => {
+      coldReqs ??= (await fx.mint({ agent: 'agent-cold', role: 'RETRIEVER', n: opts.quick ? 12_000 : 30_000 })).map((t) =>
+        encodeCheckRequest(envoyCheckRequest({ domain: 'bench_plain', token: t })),
       );
+      return coldReqs;
+    };
+
+    if (runs('check')) {
+      // Sanity: the PEP really decides (allow / deny) what each data file carries, counted in /metrics.
+      const before = (await get(pep.adminPort!, '/metrics')).body;
+
+      // 1. cached credential, max throughput: bare and mesh-pep alternately, so drift in the machine's
+      //    load hits both; the ratio reported is the median of the per-round ratios.
+      const pairs: Array<{ bare: LoadResult; pep: LoadResult }> = [];
+      let pepMaxRss = 0;
+      for (let i = 0; i < opts.rounds; i++) {
+        log(`cached credential, max throughput, round ${i + 1}/${opts.rounds}`);
+        const b = await runH2load({ ...base, ...max, url: urlOf(bare), dataFile: data.plain! });
+        const { result, rssMb } = await withRss(pep.child.pid, () => runH2load({ ...base, ...max, url: urlOf(pep!), dataFile: data.plain! }));
+        pairs.push({ bare: b, pep: result });
+        pepMaxRss = Math.max(pepMaxRss, rssMb);
+      }
+      pairs.sort((x, y) => x.pep.rps / x.bare.rps - y.pep.rps / y.bare.rps);
+      const mid = pairs[Math.floor(pairs.length / 2)]!;
+      const bareBest = mid.bare;
+      const pepBest = mid.pep;
+      facts.cached_ratio_rounds = pairs.map((p) => (p.pep.rps / p.bare.rps).toFixed(2)).join(' ');
+      rows.push(row('cached credential', 'bare', 'max', bareBest, { note: `median of ${pairs.length} paired rounds` }));
+      rows.push(row('cached credential', 'mesh-pep', 'max', pepBest, { workers: 1, ratio: pepBest.rps / bareBest.rps, rssMb: pepMaxRss, note: `round ratios ${facts.cached_ratio_rounds}` }));
+
+      // 2. fixed rates (latency), with server CPU per request for both servers
+      for (const rps of [1000, 3000]) {
+        log(`cached credential at ${rps} rps`);
+        // One connection, one call in flight, evenly spaced: h2load's --rps sends each client's due
+        // requests together, so more clients or streams measure h2load's bursts, not the server.
+        const fixed = { clients: 1, streams: 1, rps };
+        const b = await withCpu(bare.child.pid, () => runH2load({ ...base, ...fixed, url: urlOf(bare!), dataFile: data.plain! }));
+        const p = await withCpu(pep.child.pid, () => runH2load({ ...base, ...fixed, url: urlOf(pep!), dataFile: data.plain! }));
+        rows.push(row('cached credential', 'bare', `${rps} rps`, b, { cpuUsPerReq: b.cpuUsPerReq }));
+        rows.push(row('cached credential', 'mesh-pep', `${rps} rps`, p, { workers: 1, cpuUsPerReq: p.cpuUsPerReq, ratio: b.cpuUsPerReq / p.cpuUsPerReq, note: 'ratio = bare CPU/req ÷ mesh-pep CPU/req' }));
+      }
+
+      // 3. deny path, masking domain, FULL_MESH audit (max throughput; ratios to the bare best)
+      for (const [scenario, file] of [
+        ['deny (role_not_allowed)', data.deny!],
+        ['masking domain', data.masked!],
+        ['audit FULL_MESH (durable)', data.full!],
+      ] as const) {
+        log(scenario);
+        const { result, rssMb } = await withRss(pep.child.pid, () => runH2load({ ...base, ...max, url: urlOf(pep!), dataFile: file }));
+        rows.push(row(scenario, 'mesh-pep', 'max', result, { workers: 1, ratio: result.rps / bareBest.rps, rssMb }));
+      }
+      const fullRow = rows.find((r) => r.scenario.startsWith('audit FULL_MESH'))!;
+      fullRow.note = `${(fullRow.rps / pepBest.rps).toFixed(2)}× audit off (cached credential row)`;
+      // Each durable allow waits for its group's fdatasync (~ms), so this rate needs calls in flight.
+      const fullLatency = await runH2load({ ...base, clients: 1, streams: 16, rps: 1000, url: urlOf(pep), dataFile: data.full! });
+      rows.push(row('audit FULL_MESH (durable)', 'mesh-pep', '1000 rps', fullLatency, { workers: 1 }));
+
+      const after = (await get(pep.adminPort!, '/metrics')).body;
+      facts.allowed_plain = decisionCount(after, 'bench_plain', 'allow') - decisionCount(before, 'bench_plain', 'allow');
+      facts.denied_plain = decisionCount(after, 'bench_plain', 'deny') - decisionCount(before, 'bench_plain', 'deny');
+      facts.allowed_masked = decisionCount(after, 'bench_masked', 'allow') - decisionCount(before, 'bench_masked', 'allow');
+      facts.allowed_full = decisionCount(after, 'bench_full', 'allow') - decisionCount(before, 'bench_full', 'allow');
+
+      // 4. cold credential: every request a token never seen before (Node driver, pre-encoded requests)
+      const coldN = opts.quick ? 12_000 : 30_000;
+      log(`minting ${coldN} credentials for the cold scenario`);
+      const cold = await coldRequests();
+      log('cold credential');
+      const warmReqs = Array.from({ length: coldN }, () => cold[0]!);
+      const cachedNode = await driveChecks({ address: `127.0.0.1:${pep.port}`, requests: warmReqs, concurrency: 32, durationS: opts.durationS / 2, expectCode: 0 });
+      rows.push(row('cached credential (Node driver)', 'mesh-pep', 'max', cachedNode, { workers: 1, note: 'same driver as the cold row' }));
+      const { result: coldRun, rssMb: coldRss } = await withRss(pep.child.pid, () =>
+        driveChecks({ address: `127.0.0.1:${pep!.port}`, requests: cold.slice(1), concurrency: 32, durationS: opts.durationS, expectCode: 0 }),
+      );
+      rows.push(row('cold credential (Node driver)', 'mesh-pep', 'max', coldRun, { workers: 1, rssMb: coldRss }));
+    }
+
+    if (runs('extproc')) {
+      // 5. ext_proc RETRIEVAL round trips (Node driver: h2load cannot do bidirectional streams)
+      for (const [label, size, concurrency] of [
+        ['ext_proc RETRIEVAL 4 KiB', 4 * 1024, 1],
+        ['ext_proc RETRIEVAL 64 KiB', 64 * 1024, 8],
+      ] as const) {
+        log(label);
+        const body = jsonBody(size);
+        const ext = { domain: 'bench_plain', body, concurrency, durationS: opts.durationS / 2 };
+        // Warm-up as h2load's --warm-up-time does for the Check rows: a process that has not yet run this
+        // path (JIT, first keyring load) measured 41 MB/s where a warmed one measured 110+.
+        await driveExtProc({ ...ext, durationS: opts.warmupS, address: `127.0.0.1:${bare.port}`, protectedBody: false });
+        await driveExtProc({ ...ext, durationS: opts.warmupS, address: `127.0.0.1:${pep.port}`, protectedBody: true });
+        // Server CPU per exchange, and the driver's own (it shares the 2 CPUs and, for mesh-pep, also
+        // decodes the ~1.33× larger JWE answer): steadier than req/s on a busy machine.
+        const b = await withDriverCpu(() => withCpu(bare!.child.pid, () => driveExtProc({ ...ext, address: `127.0.0.1:${bare!.port}`, protectedBody: false })));
+        const { result: p, rssMb } = await withRss(pep.child.pid, () =>
+          withDriverCpu(() => withCpu(pep!.child.pid, () => driveExtProc({ ...ext, address: `127.0.0.1:${pep!.port}`, protectedBody: true }))),
+        );
+        facts[`${label} driver CPU µs/req (bare, mesh-pep)`] = `${b.driverCpuUsPerReq.toFixed(0)}, ${p.driverCpuUsPerReq.toFixed(0)}`;
+        rows.push(row(label, 'bare', `c=${concurrency}`, b, { cpuUsPerReq: b.cpuUsPerReq, note: `${b.mbPerS.toFixed(0)} MB/s` }));
+        rows.push(
+          row(label, 'mesh-pep', `c=${concurrency}`, p, {
+            workers: 1,
+            rssMb,
+            cpuUsPerReq: p.cpuUsPerReq,
+            ratio: p.rps / b.rps,
+            note: `${p.mbPerS.toFixed(0)} MB/s; +${(p.p50Ms - b.p50Ms).toFixed(3)} ms p50 over bare`,
+          }),
+        );
+      }
     }
     await stop(pep);
     pep = undefined;
 
-    // 6. --workers 2
-    log('--workers 2');
-    pep = await startPep(fx.policyFile, 2);
-    facts.ready_ms_workers_2 = Math.round(pep.readyMs!);
-    const bare2 = await runH2load({ ...base, ...max, url: urlOf(bare), dataFile: data.plain! });
-    const { result: w2, rssMb: w2Rss } = await withRss(pep.child.pid, () => runH2load({ ...base, ...max, url: urlOf(pep!), dataFile: data.plain! }));
-    rows.push(row('cached credential', 'bare', 'max (again)', bare2));
-    rows.push(row('cached credential', 'mesh-pep', 'max', w2, { workers: 2, ratio: w2.rps / bare2.rps, rssMb: w2Rss }));
-    const w2cold = await driveChecks({ address: `127.0.0.1:${pep.port}`, requests: coldReqs.slice(1).reverse(), concurrency: 32, durationS: opts.durationS, expectCode: 0 });
-    rows.push(row('cold credential (Node driver)', 'mesh-pep', 'max', w2cold, { workers: 2, note: 'tokens fresh to this process' }));
-    await stop(pep);
-    pep = undefined;
+    if (runs('workers')) {
+      // 6. --workers 2
+      log('--workers 2');
+      pep = await startPep(fx.policyFile, 2, opts.pepNodeArgs);
+      facts.ready_ms_workers_2 = Math.round(pep.readyMs!);
+      const bare2 = await runH2load({ ...base, ...max, url: urlOf(bare), dataFile: data.plain! });
+      const { result: w2, rssMb: w2Rss } = await withRss(pep.child.pid, () => runH2load({ ...base, ...max, url: urlOf(pep!), dataFile: data.plain! }));
+      rows.push(row('cached credential', 'bare', 'max (again)', bare2));
+      rows.push(row('cached credential', 'mesh-pep', 'max', w2, { workers: 2, ratio: w2.rps / bare2.rps, rssMb: w2Rss }));
+      const w2cold = await driveChecks({ address: `127.0.0.1:${pep.port}`, requests: (await coldRequests()).slice(1).reverse(), concurrency: 32, durationS: opts.durationS, expectCode: 0 });
+      rows.push(row('cold credential (Node driver)', 'mesh-pep', 'max', w2cold, { workers: 2, note: 'tokens fresh to this process' }));
+      await stop(pep);
+      pep = undefined;
+    }
   } finally {
     if (pep) await stop(pep);
     if (bare) await stop(bare);
@@ -362,19 +409,6 @@ async function main(): Promise<number> {
   process.stdout.write(Object.entries(facts).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n');
   process.stdout.write(`results: ${path.relative(process.cwd(), opts.json)}\n`);
   return 0;
-}
-
-/** A JSON document of about `size` bytes, shaped like an agent memory write. */
-function jsonBody(size: number): Buffer {
-  const items: object[] = [];
-  let i = 0;
-  let text = '';
-  while (text.length < size) {
-    items.push({ id: `mem-${i}`, kind: 'note', text: `observation ${i}: the retriever saw document ${i * 7} with score 0.${(i * 37) % 100}`, tags: ['agent', 'memory'] });
-    i++;
-    text = JSON.stringify({ agent: 'agent-7', items });
-  }
-  return Buffer.from(text);
 }
 
 function table(rows: Row[]): string {

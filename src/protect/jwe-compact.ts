@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 
 /**
  * The one compact JWE shape domain keyrings use — `alg` A256KW (RFC 3394 key wrap) or `dir`, `enc`
@@ -32,29 +32,80 @@ export interface RawDomainKey {
 }
 
 /**
- * Seals `plaintext` under `key`. `protectedHeader` is serialized once; its base64url form is both the
- * first part and, as ASCII, the GCM additional data, so every header member is authenticated.
+ * Random CEKs and IVs are cut from a 4 KiB block filled by one `randomFillSync` call: two
+ * `randomBytes` calls per seal cost ~4.5 µs here against ~0.2 µs from the block. A used block is
+ * dropped, never refilled, so no slice handed out is ever overwritten; what remains of it is the
+ * same CSPRNG output `randomBytes` would have returned (node's own randomUUID caches the same way).
  */
-export function sealCompact(plaintext: Uint8Array, key: RawDomainKey, protectedHeader: Readonly<Record<string, unknown>>): string {
+const RANDOM_BLOCK_BYTES = 4096;
+let randomBlock = Buffer.alloc(0);
+let randomOffset = 0;
+
+function freshRandom(n: number): Buffer {
+  if (randomOffset + n > randomBlock.length) {
+    randomBlock = randomFillSync(Buffer.allocUnsafeSlow(RANDOM_BLOCK_BYTES));
+    randomOffset = 0;
+  }
+  const out = randomBlock.subarray(randomOffset, randomOffset + n);
+  randomOffset += n;
+  return out;
+}
+
+interface SealedParts {
+  headerPart: string;
+  encryptedKeyPart: string;
+  ivPart: string;
+  ciphertext: Buffer;
+  tagPart: string;
+}
+
+function seal(plaintext: Uint8Array, key: RawDomainKey, protectedHeader: Readonly<Record<string, unknown>>): SealedParts {
   const headerPart = Buffer.from(JSON.stringify(protectedHeader), 'utf8').toString('base64url');
   let cek: Buffer;
   let encryptedKeyPart = '';
   if (key.alg === 'dir') {
     cek = key.secret;
   } else {
-    cek = randomBytes(CEK_BYTES);
+    cek = freshRandom(CEK_BYTES);
     const wrap = createCipheriv('id-aes256-wrap', key.secret, AES_KW_IV);
     encryptedKeyPart = Buffer.concat([wrap.update(cek), wrap.final()]).toString('base64url');
   }
   // 96-bit random IV per message, as RFC 7518 §5.3 and jose do; for `dir` this bounds one key to
   // well under 2^32 messages (NIST SP 800-38D §8.3), which rotation (`mesh-pep keys rotate`) serves.
-  const iv = randomBytes(IV_BYTES);
+  const iv = freshRandom(IV_BYTES);
   const gcm = createCipheriv('aes-256-gcm', cek, iv, { authTagLength: TAG_BYTES });
   gcm.setAAD(Buffer.from(headerPart, 'latin1'));
   const head = gcm.update(plaintext);
   const tail = gcm.final();
   const ciphertext = tail.length === 0 ? head : Buffer.concat([head, tail]);
-  return `${headerPart}.${encryptedKeyPart}.${iv.toString('base64url')}.${ciphertext.toString('base64url')}.${gcm.getAuthTag().toString('base64url')}`;
+  return { headerPart, encryptedKeyPart, ivPart: iv.toString('base64url'), ciphertext, tagPart: gcm.getAuthTag().toString('base64url') };
+}
+
+/**
+ * Seals `plaintext` under `key`. `protectedHeader` is serialized once; its base64url form is both the
+ * first part and, as ASCII, the GCM additional data, so every header member is authenticated.
+ */
+export function sealCompact(plaintext: Uint8Array, key: RawDomainKey, protectedHeader: Readonly<Record<string, unknown>>): string {
+  const p = seal(plaintext, key, protectedHeader);
+  return `${p.headerPart}.${p.encryptedKeyPart}.${p.ivPart}.${p.ciphertext.toString('base64url')}.${p.tagPart}`;
+}
+
+/**
+ * `sealCompact` as the ASCII bytes of the compact form, for a body: written straight into one buffer
+ * of the exact size. Going through the string and a TextEncoder cost a flattened copy of the ~87 KB
+ * text on the JS heap and another buffer per 64 KiB body, garbage that made up much of the ext_proc
+ * RETRIEVAL server's collection work.
+ */
+export function sealCompactBytes(plaintext: Uint8Array, key: RawDomainKey, protectedHeader: Readonly<Record<string, unknown>>): Buffer {
+  const p = seal(plaintext, key, protectedHeader);
+  const ciphertextPart = p.ciphertext.toString('base64url');
+  const out = Buffer.allocUnsafe(p.headerPart.length + p.encryptedKeyPart.length + p.ivPart.length + ciphertextPart.length + p.tagPart.length + 4);
+  let at = 0;
+  for (const [i, text] of [p.headerPart, p.encryptedKeyPart, p.ivPart, ciphertextPart, p.tagPart].entries()) {
+    if (i > 0) out[at++] = 0x2e; // '.'
+    at += out.write(text, at, 'latin1');
+  }
+  return out;
 }
 
 /** The five parts of a compact JWE, decoded strictly; the header is a parsed JSON object. */

@@ -1,6 +1,6 @@
 import { decodeProtectedHeader, type CompactJWEHeaderParameters } from 'jose';
 import { PayloadError } from '../errors.js';
-import { CompactJweError, CONTENT_ENC, openParsed, parseCompact, sealCompact, type DomainKeyAlg, type RawDomainKey } from './jwe-compact.js';
+import { CompactJweError, CONTENT_ENC, openParsed, parseCompact, sealCompact, sealCompactBytes, type DomainKeyAlg, type RawDomainKey } from './jwe-compact.js';
 import type { Keyring, KeyringEntry } from './keyring.js';
 
 /**
@@ -23,6 +23,17 @@ export interface SealOptions {
 const encoder = new TextEncoder();
 
 export async function sealForDomain(plaintext: Uint8Array, ring: Keyring, opts: SealOptions): Promise<string> {
+  const { key, header } = sealingKey(ring, opts);
+  return sealCompact(plaintext, key, header);
+}
+
+/** `sealForDomain` as the compact form's ASCII bytes (a body), without the intermediate string. */
+export function sealForDomainBytes(plaintext: Uint8Array, ring: Keyring, opts: SealOptions): Buffer {
+  const { key, header } = sealingKey(ring, opts);
+  return sealCompactBytes(plaintext, key, header);
+}
+
+function sealingKey(ring: Keyring, opts: SealOptions): { key: RawDomainKey; header: Record<string, unknown> } {
   const entry = ring.current;
   const key = rawKeyOf(entry);
   const header: Record<string, unknown> = {
@@ -33,7 +44,7 @@ export async function sealForDomain(plaintext: Uint8Array, ring: Keyring, opts: 
     ...(opts.contentType ? { cty: opts.contentType } : {}),
     ...opts.extraHeader,
   };
-  return sealCompact(plaintext, key, header);
+  return { key, header };
 }
 
 /** The entry as the codec needs it; keyring load already refused oct keys that are not 32 bytes. */

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { importJWK, type JWK } from 'jose';
 import { PayloadError } from '../errors.js';
 import { decodeBase64urlStrict, DOMAIN_KEY_ALGS } from './jwe-compact.js';
@@ -77,7 +77,6 @@ export async function parseKeyring(file: string, text: string, allowedKty: reado
 const cache = new Map<string, { checkedAt: number; mtimeMs: number; ring: Promise<Keyring> }>();
 
 export async function loadKeyring(file: string, allowedKty: readonly string[] = ['oct']): Promise<Keyring> {
-  const { stat } = await import('node:fs/promises');
   const now = Date.now();
   const hit = cache.get(file);
   if (hit && now - hit.checkedAt < 1000) return hit.ring;

@@ -42,7 +42,8 @@ function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: St
   let streamSpan: SpanHandle | undefined;
   const endSpan = (span: SpanHandle | undefined) => {
     const n = stream.note;
-    if (span && n) {
+    // Without an exporter the handles are no-ops: building their attributes would be wasted per message.
+    if (span && n && tracing?.enabled) {
       span.setAttributes({
         ...(n.domain ? { 'mesh.domain': n.domain } : {}),
         ...(n.tier ? { 'mesh.tier': n.tier } : {}),

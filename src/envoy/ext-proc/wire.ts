@@ -48,6 +48,16 @@ function authzMetadata(req: WireProcessingRequest): Record<string, string> {
   return out;
 }
 
+/**
+ * The decoded bytes as a Buffer without copying them: protobufjs already hands out a view into the
+ * message grpc-js assembled for this call alone, and a copy of every body (64 KiB and more) was
+ * garbage the collector then had to chase.
+ */
+function asBuffer(bytes: Uint8Array | null | undefined): Buffer {
+  if (!bytes) return Buffer.alloc(0);
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 function headersOf(h: WireHttpHeaders | null | undefined): ReadonlyMap<string, string> {
   return headerMapOf(h?.headers?.headers);
 }
@@ -62,7 +72,7 @@ function messageOf(req: WireProcessingRequest): Inbound {
     case 'request_body':
     case 'response_body': {
       const b = req[req.request];
-      return { type: 'body', phase: req.request, body: Buffer.from(b?.body ?? []), endOfStream: b?.end_of_stream === true };
+      return { type: 'body', phase: req.request, body: asBuffer(b?.body), endOfStream: b?.end_of_stream === true };
     }
     case 'request_trailers':
     case 'response_trailers':
@@ -101,7 +111,7 @@ export function encodeResponse(out: Outbound): object {
     case 'body': {
       const body_mutation =
         out.body.kind === 'replace'
-          ? { body: Buffer.from(out.body.body) }
+          ? { body: asBuffer(out.body.body) }
           : out.body.kind === 'clear'
             ? { clear_body: true }
             : undefined;

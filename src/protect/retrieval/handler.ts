@@ -1,6 +1,6 @@
 import type { Tier } from '../../config/types.js';
 import { PayloadError } from '../../errors.js';
-import { looksLikeCompactJwe, openForDomain, sealForDomain, utf8 } from '../jwe.js';
+import { looksLikeCompactJwe, openForDomain, sealForDomainBytes } from '../jwe.js';
 import { loadKeyring, type Keyring } from '../keyring.js';
 import type { PayloadContext, PayloadResult, TierHandler } from '../tier-handler.js';
 
@@ -33,8 +33,8 @@ export class RetrievalHandler implements TierHandler {
 
   async protect(body: Uint8Array, ctx: PayloadContext): Promise<PayloadResult> {
     const ring = await this.keyringOf(ctx);
-    const compact = await sealForDomain(body, ring, { domain: ctx.domain.name, contentType: ctx.contentType });
-    return { body: utf8(compact), contentType: PROTECTED_CONTENT_TYPE, headers: { 'x-mesh-protected': 'RETRIEVAL' } };
+    const sealed = sealForDomainBytes(body, ring, { domain: ctx.domain.name, contentType: ctx.contentType });
+    return { body: sealed, contentType: PROTECTED_CONTENT_TYPE, headers: { 'x-mesh-protected': 'RETRIEVAL' } };
   }
 
   /**
