@@ -20,6 +20,9 @@ RUN npx tsc -p tsconfig.json
 # ---- runtime: production dependencies, compiled code, protos and the bundled policy -----------------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
+# A smaller V8 young generation: peak RSS under saturation 158-186 MB instead of 191-219 MB per process,
+# no measurable throughput cost (BENCHMARKS.md). Cluster workers get it anyway; this covers one process.
+ENV NODE_OPTIONS=--max-semi-space-size=8
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` would run tsc, which is a dev dependency and not needed at run time.

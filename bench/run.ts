@@ -399,6 +399,20 @@ async function main(): Promise<number> {
           note: `${(w2full.rps / w2.rps).toFixed(2)}× audit off with 2 workers; records relayed to the primary; largest process ${w2FullLargest.toFixed(0)} MB`,
         }),
       );
+      // ext_proc over the driver's two connections: the cluster hands one to each worker.
+      {
+        const ext = { domain: 'bench_plain', body: jsonBody(64 * 1024), concurrency: 8, durationS: opts.durationS / 2 };
+        await driveExtProc({ ...ext, durationS: opts.warmupS, address: `127.0.0.1:${pep.port}`, protectedBody: true });
+        const { result: p, rssMb, largestMb } = await withRss(pep.child.pid, () => withCpu(pep!.child.pid, () => driveExtProc({ ...ext, address: `127.0.0.1:${pep!.port}`, protectedBody: true })));
+        rows.push(
+          row('ext_proc RETRIEVAL 64 KiB', 'mesh-pep', 'c=8', p, {
+            workers: 2,
+            rssMb,
+            cpuUsPerReq: p.cpuUsPerReq,
+            note: `${p.mbPerS.toFixed(0)} MB/s; largest process ${largestMb.toFixed(0)} MB`,
+          }),
+        );
+      }
       const w2cold = await driveChecks({ address: `127.0.0.1:${pep.port}`, requests: (await coldRequests()).slice(1).reverse(), concurrency: 32, durationS: opts.durationS, expectCode: 0 });
       rows.push(row('cold credential (Node driver)', 'mesh-pep', 'max', w2cold, { workers: 2, note: 'tokens fresh to this process' }));
       await stop(pep);
