@@ -5,7 +5,7 @@ import type { AuditSettings } from '../config/types.js';
 import { MeshError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { canonicalJson, GENESIS_HASH, hashedLine, recordHash } from './canonical.js';
+import { canonicalJson, chainedLine, GENESIS_HASH, recordHash } from './canonical.js';
 import { readTail, rotatedSiblings } from './chain-files.js';
 import type { AuditEvent, AuditRecordOptions, AuditSink } from './record.js';
 import { sanitizeEvent } from './sanitize.js';
@@ -164,8 +164,7 @@ export class FileAuditSink implements AuditSink {
       let prev = this.lastHash;
       let text = '';
       for (const p of group) {
-        const rec: Record<string, unknown> = { ...p.event, ts: p.ts, prev_hash: prev };
-        const { hash, line } = hashedLine(rec);
+        const { hash, line } = chainedLine(p.event, p.ts, prev);
         text += line + '\n';
         prev = hash;
       }
