@@ -9,14 +9,16 @@ import { createBenchFixture } from './fixture.js';
 import { encodeCheckRequest, envoyCheckRequest, grpcFrame, headerBytes } from './frames.js';
 import { findH2load, runH2load, type LoadResult } from './h2load.js';
 import { jsonBody } from './json-body.js';
+import { WORKER_V8_FLAGS } from '../src/server/workers.js';
 
 /**
  * `npm run bench [-- --quick] [--json FILE] [--only check,extproc,workers] [--pep-node-args 'FLAGS']`: mesh-pep against a bare
  * grpc-js server, side by side in one run. `--only` runs just the named groups of scenarios (`check`:
  * the h2load and Node-driver Check rows; `extproc`: the ext_proc RETRIEVAL rows; `workers`: the
  * `--workers 2` rows), for iterating on one path; the headline needs the whole run. `--pep-node-args`
- * passes space-separated Node/V8 flags to the mesh-pep process (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`
- * or `--max-semi-space-size=4`), for profiles and flag experiments; the bare server never gets them.
+ * replaces the Node/V8 flags of the mesh-pep process (default: `--max-semi-space-size=8`, as `npm start`
+ * and the image run it; e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`, or `''` for none), for profiles and
+ * flag experiments; the bare server never gets them.
  * See BENCHMARKS.md for what each scenario means and the latest figures.
  */
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -44,7 +46,8 @@ function parseOptions(argv: string[]): Options {
   const json = argv.includes('--json') ? argv[argv.indexOf('--json') + 1]! : path.join(ROOT, 'bench/results/latest.json');
   const only = new Set(argv.includes('--only') ? argv[argv.indexOf('--only') + 1]!.split(',').filter(Boolean) : []);
   for (const g of only) if (!(GROUPS as readonly string[]).includes(g)) throw new Error(`--only: unknown group ${g} (known: ${GROUPS.join(', ')})`);
-  const pepNodeArgs = argv.includes('--pep-node-args') ? argv[argv.indexOf('--pep-node-args') + 1]!.split(' ').filter(Boolean) : [];
+  // mesh-pep as shipped: `npm start` and the image run Node with the same V8 flags cluster workers get.
+  const pepNodeArgs = argv.includes('--pep-node-args') ? argv[argv.indexOf('--pep-node-args') + 1]!.split(' ').filter(Boolean) : [...WORKER_V8_FLAGS];
   return { quick, durationS: quick ? 3 : 8, warmupS: quick ? 1 : 2, rounds: quick ? 1 : 3, json, only, pepNodeArgs };
 }
 
@@ -402,7 +405,10 @@ async function main(): Promise<number> {
       // ext_proc over the driver's two connections: the cluster hands one to each worker.
       {
         const ext = { domain: 'bench_plain', body: jsonBody(64 * 1024), concurrency: 8, durationS: opts.durationS / 2 };
-        await driveExtProc({ ...ext, durationS: opts.warmupS, address: `127.0.0.1:${pep.port}`, protectedBody: true });
+        // Longer warm-up than the one-process rows: these workers have not run ext_proc yet. Even so,
+        // on 2 CPUs shared with the driver this row swings widely (60–220 MB/s between runs): each
+        // worker's GC threads, driven by ~5 body-sized buffers per exchange, compete for the same cores.
+        await driveExtProc({ ...ext, durationS: 4 * opts.warmupS, address: `127.0.0.1:${pep.port}`, protectedBody: true });
         const { result: p, rssMb, largestMb } = await withRss(pep.child.pid, () => withCpu(pep!.child.pid, () => driveExtProc({ ...ext, address: `127.0.0.1:${pep!.port}`, protectedBody: true })));
         rows.push(
           row('ext_proc RETRIEVAL 64 KiB', 'mesh-pep', 'c=8', p, {
