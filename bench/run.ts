@@ -9,6 +9,7 @@ import { createBenchFixture } from './fixture.js';
 import { encodeCheckRequest, envoyCheckRequest, grpcFrame, headerBytes } from './frames.js';
 import { findH2load, runH2load, type LoadResult } from './h2load.js';
 import { jsonBody } from './json-body.js';
+import { cpuUs, rssMb } from './proc.js';
 import { WORKER_V8_FLAGS } from '../src/server/workers.js';
 
 /**
@@ -117,44 +118,6 @@ async function stop(p: Proc): Promise<void> {
   const done = new Promise<void>((r) => p.child.once('exit', () => r()));
   p.child.kill('SIGTERM');
   await done;
-}
-
-/** Resident memory of a process and its children (cluster workers), in MB: the sum and the largest one. */
-async function rssMb(pid: number): Promise<{ total: number; largest: number }> {
-  let kb = 0;
-  let largest = 0;
-  const visit = async (p: number) => {
-    try {
-      const status = await readFile(`/proc/${p}/status`, 'utf8');
-      const one = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      kb += one;
-      largest = Math.max(largest, one);
-      const kids = (await readFile(`/proc/${p}/task/${p}/children`, 'utf8')).trim();
-      for (const k of kids ? kids.split(/\s+/) : []) await visit(Number(k));
-    } catch {
-      /* gone */
-    }
-  };
-  await visit(pid);
-  return { total: kb / 1024, largest: largest / 1024 };
-}
-
-/** CPU time (user + system) of a process and its children (cluster workers), in µs. */
-async function cpuUs(pid: number): Promise<number> {
-  let ticks = 0;
-  const visit = async (p: number) => {
-    try {
-      const stat = await readFile(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-      const kids = (await readFile(`/proc/${p}/task/${p}/children`, 'utf8')).trim();
-      for (const k of kids ? kids.split(/\s+/) : []) await visit(Number(k));
-    } catch {
-      /* gone */
-    }
-  };
-  await visit(pid);
-  return (ticks * 1e6) / 100; // USER_HZ is 100 on Linux
 }
 
 /** Server CPU per answered request: robust to a busy machine, unlike req/s at saturation. */

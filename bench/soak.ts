@@ -24,16 +24,14 @@ import { verifyAuditChain } from '../src/audit/verify.js';
 import { envoyCheckRequest } from '../test/support/envoy-check.js';
 import { createMeshFixture, type MeshFixture } from '../test/support/mesh-fixture.js';
 import { exited, freePort, recordedDecisionIds, spawnServe, startLoad } from '../test/security/load.js';
+import { rssMb } from './proc.js';
 
 const ALL_FAULTS = ['policy_garbage', 'jwks_outage', 'audit_disk_full', 'stall', 'sigkill_restart'] as const;
 type Fault = (typeof ALL_FAULTS)[number];
 
-function rssKiB(pid: number | undefined): Promise<number> {
-  if (pid === undefined) return Promise.resolve(0);
-  return readFile(`/proc/${pid}/status`, 'utf8').then(
-    (s) => Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0),
-    () => 0,
-  );
+/** The server's resident memory, its cluster workers included. */
+async function rssKiB(pid: number | undefined): Promise<number> {
+  return pid === undefined ? 0 : Math.round((await rssMb(pid)).total * 1024);
 }
 
 /** A tmpfs for the audit directory, so "disk full" is a real ENOSPC; undefined when not permitted. */
