@@ -115,6 +115,33 @@ export async function driveChecks(o: {
  * per HTTP request, headers (with the ext_authz metadata) → answer → whole body → answer → end.
  * `protectedBody` asserts that the body answer replaced the body (the PEP) or not (the baseline).
  */
+/**
+ * The request_headers message Envoy sends for a JSON POST to the memory service, with the ext_authz
+ * dynamic metadata that names the domain (as Check would have set it).
+ */
+export function extProcRequestHeaders(domain: string, contentLength?: number): object {
+  const headers = [
+    [':authority', 'memory.agents.svc'],
+    [':path', '/v1/memory/items'],
+    [':method', 'POST'],
+    ['content-type', 'application/json'],
+    ...(contentLength === undefined ? [] : [['content-length', String(contentLength)]]),
+  ];
+  return {
+    request_headers: {
+      headers: { headers: headers.map(([key, v]) => ({ key, raw_value: Buffer.from(v!, 'latin1') })) },
+      end_of_stream: false,
+    },
+    metadata_context: {
+      filter_metadata: {
+        'envoy.filters.http.ext_authz': {
+          fields: { domain: { stringValue: domain }, tier: { stringValue: 'RETRIEVAL' }, role: { stringValue: 'RETRIEVER' }, agent_id: { stringValue: 'agent-7' } },
+        },
+      },
+    },
+  };
+}
+
 export async function driveExtProc(o: {
   address: string;
   domain: string;
@@ -126,29 +153,7 @@ export async function driveExtProc(o: {
   const def = loadServices().ExternalProcessor.service.Process!;
   const encode = def.requestSerialize as (v: object) => Buffer;
   const decode = def.responseDeserialize as (b: Buffer) => Record<string, { response?: { body_mutation?: { body?: Buffer } } } | undefined>;
-  const headersMsg = grpcFrame(
-    encode({
-      request_headers: {
-        headers: {
-          headers: [
-            [':authority', 'memory.agents.svc'],
-            [':path', '/v1/memory/items'],
-            [':method', 'POST'],
-            ['content-type', 'application/json'],
-            ['content-length', String(o.body.length)],
-          ].map(([key, v]) => ({ key, raw_value: Buffer.from(v!, 'latin1') })),
-        },
-        end_of_stream: false,
-      },
-      metadata_context: {
-        filter_metadata: {
-          'envoy.filters.http.ext_authz': {
-            fields: { domain: { stringValue: o.domain }, tier: { stringValue: 'RETRIEVAL' }, role: { stringValue: 'RETRIEVER' }, agent_id: { stringValue: 'agent-7' } },
-          },
-        },
-      },
-    }),
-  );
+  const headersMsg = grpcFrame(encode(extProcRequestHeaders(o.domain, o.body.length)));
   const bodyMsg = grpcFrame(encode({ request_body: { body: o.body, end_of_stream: true } }));
   const conns = sessions(o.address, 2);
   let n = 0;

@@ -7,7 +7,9 @@ import { processBody } from '../src/protect/pipeline.js';
 import { tierModule } from '../src/protect/registry.js';
 import { startServer } from '../src/server/start.js';
 import { createLogger } from '../src/telemetry/logger.js';
+import { extProcRequestHeaders } from './drivers.js';
 import { createBenchFixture } from './fixture.js';
+import { BATCHES, fastestBatchUs } from './timing.js';
 import { grpcFrame } from './frames.js';
 import { jsonBody } from './json-body.js';
 
@@ -20,24 +22,16 @@ import { jsonBody } from './json-body.js';
  * (`npm run bench -- --only extproc`), which is what to compare when changing the ext_proc path.
  */
 async function timeIt(name: string, n: number, fn: () => unknown | Promise<unknown>): Promise<void> {
-  let best = Infinity;
   let gcMs = 0;
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) gcMs += e.duration;
   });
   obs.observe({ entryTypes: ['gc'] });
-  for (let round = 0; round < 7; round++) {
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) {
-      const r = fn();
-      if (r instanceof Promise) await r;
-    }
-    best = Math.min(best, (performance.now() - t0) / n);
-  }
+  const best = await fastestBatchUs(n, fn);
   // GC entries are delivered asynchronously.
   await new Promise((r) => setTimeout(r, 50));
   obs.disconnect();
-  process.stdout.write(`${name.padEnd(52)} ${(best * 1000).toFixed(1).padStart(8)} µs   GC ${((gcMs * 1000) / (7 * n)).toFixed(1).padStart(6)} µs\n`);
+  process.stdout.write(`${name.padEnd(52)} ${best.toFixed(1).padStart(8)} µs   GC ${((gcMs * 1000) / (BATCHES * n)).toFixed(1).padStart(6)} µs\n`);
 }
 
 async function main(): Promise<void> {
@@ -51,26 +45,7 @@ async function main(): Promise<void> {
     const encodeReq = wireDef.requestSerialize as (v: object) => Buffer;
     const deserialize = def.requestDeserialize as (b: Buffer) => DecodedOrNot;
     const serialize = def.responseSerialize as (v: object) => Buffer;
-    const headersBytes = encodeReq({
-      request_headers: {
-        headers: {
-          headers: [
-            [':authority', 'memory.agents.svc'],
-            [':path', '/v1/memory/items'],
-            [':method', 'POST'],
-            ['content-type', 'application/json'],
-          ].map(([key, v]) => ({ key, raw_value: Buffer.from(v!, 'latin1') })),
-        },
-        end_of_stream: false,
-      },
-      metadata_context: {
-        filter_metadata: {
-          'envoy.filters.http.ext_authz': {
-            fields: { domain: { stringValue: 'bench_plain' }, tier: { stringValue: 'RETRIEVAL' }, role: { stringValue: 'RETRIEVER' }, agent_id: { stringValue: 'agent-7' } },
-          },
-        },
-      },
-    });
+    const headersBytes = encodeReq(extProcRequestHeaders('bench_plain'));
     const retrieval = (await tierModule('RETRIEVAL')).handler;
     const domain = rt.policy().domainsByName.get('bench_plain')!;
     for (const kib of sizes.length ? sizes : [4, 64]) {

@@ -10,6 +10,7 @@ import { startServer } from '../src/server/start.js';
 import { createTracing, metadataCarrier } from '../src/telemetry/tracing.js';
 import { createLogger } from '../src/telemetry/logger.js';
 import { createBenchFixture } from './fixture.js';
+import { fastestBatchUs } from './timing.js';
 import { encodeCheckRequest, envoyCheckRequest } from './frames.js';
 
 /**
@@ -18,16 +19,7 @@ import { encodeCheckRequest, envoyCheckRequest } from './frames.js';
  * fastest batch, so a busy machine inflates the figures less.
  */
 async function timeIt(name: string, n: number, fn: () => unknown | Promise<unknown>): Promise<void> {
-  let best = Infinity;
-  for (let round = 0; round < 7; round++) {
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) {
-      const r = fn();
-      if (r instanceof Promise) await r;
-    }
-    best = Math.min(best, (performance.now() - t0) / n);
-  }
-  process.stdout.write(`${name.padEnd(44)} ${(best * 1000).toFixed(2).padStart(8)} µs\n`);
+  process.stdout.write(`${name.padEnd(44)} ${(await fastestBatchUs(n, fn)).toFixed(2).padStart(8)} µs\n`);
 }
 
 async function main(): Promise<void> {
