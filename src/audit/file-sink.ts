@@ -53,6 +53,8 @@ export class FileAuditSink implements AuditSink {
   private flushing: Promise<void> | undefined;
   private closed = false;
   private ok = true;
+  private lastTsMs = NaN;
+  private lastTs = '';
 
   private constructor(
     private readonly settings: AuditSettings,
@@ -97,7 +99,7 @@ export class FileAuditSink implements AuditSink {
       this.opts.metrics?.auditRecords.inc({ result: 'refused' });
       return Promise.reject(new AuditUnavailableError('audit queue is full'));
     }
-    const ts = new Date(opts.at ?? (this.opts.now ?? Date.now)()).toISOString();
+    const ts = this.timestamp(opts.at ?? (this.opts.now ?? Date.now)());
     const { event: clean, redacted } = sanitizeEvent(event);
     if (redacted) this.opts.log?.warn({ decision_id: clean.decision_id, fields: redacted }, 'audit event held a credential-like value; replaced');
     if (!opts.durable) {
@@ -109,6 +111,15 @@ export class FileAuditSink implements AuditSink {
       this.queue.push({ event: clean, ts, resolve, reject });
       this.schedule();
     });
+  }
+
+  /** ISO time of `ms`; records arriving in the same millisecond (many, under load) share one string. */
+  private timestamp(ms: number): string {
+    if (ms !== this.lastTsMs) {
+      this.lastTs = new Date(ms).toISOString();
+      this.lastTsMs = ms;
+    }
+    return this.lastTs;
   }
 
   /** Writes everything queued, then closes the file. Records arriving afterwards are refused. */
