@@ -148,3 +148,31 @@ describe('audit over IPC (cluster workers → the primary\'s one chain)', () => 
     }
   });
 });
+
+describe('the primary\'s writer with malformed batches', () => {
+  it('never throws: malformed durable records fail their index, malformed others are dropped, good ones are written', async () => {
+    const t = await tempAudit();
+    const sink = await FileAuditSink.open(t.settings);
+    const writer = new AuditIpcWriter(sink);
+    const replies: unknown[] = [];
+    const channel = { send: (m: unknown, cb: (e: Error | null) => void) => (replies.push(m), cb(null), true) };
+    try {
+      assert.equal(writer.handle(channel, { mesh: 'not-audit' }), false);
+      assert.equal(writer.handle(channel, { mesh: 'audit', batch: 'x', records: 'nope' }), true);
+      const good = { event: { event: 'authz.check', decision_id: 'dec-ok', domain: null, tier: null, decision: 'deny', reason: 'no_policy', agent: null, role: null, target: null, trace_id: null, audit_level: null }, at: Date.now(), durable: true };
+      assert.equal(
+        writer.handle(channel, { mesh: 'audit', batch: 7, records: [null, { event: 5, durable: true }, { event: null, durable: false }, good, { event: good.event, at: 'soon', durable: true }] }),
+        true,
+      );
+      for (let i = 0; i < 100 && replies.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(replies, [{ mesh: 'audit-done', batch: 7, failed: [1], error: 'malformed audit record from a worker', healthy: true }]);
+      await sink.close();
+      const lines = (await readFile(t.settings.file, 'utf8')).trim().split('\n');
+      assert.equal(lines.length, 2, 'the good record and the one with a bad time (stamped now) are written');
+      assert.equal((await verifyAuditChain(t.settings.file)).ok, true);
+    } finally {
+      await sink.close();
+      await t.cleanup();
+    }
+  });
+});
