@@ -23,6 +23,15 @@ describe('mesh-pep CLI', () => {
     assert.match(bad.stderr, /unknown command/);
   });
 
+  it('serve refuses a bad worker count (flag or MESH_PEP_WORKERS) with exit 2, naming where it came from', async () => {
+    const flag = await runCli(['serve', '--config', h.fx.policyFile, '--workers', '0']);
+    assert.equal(flag.code, 2);
+    assert.match(flag.stderr, /--workers must be a whole number from 1 to 256 or "auto", not "0"/);
+    const env = await runCli(['serve', '--config', h.fx.policyFile], { env: { ...process.env, MESH_PEP_WORKERS: 'lots' } });
+    assert.equal(env.code, 2);
+    assert.match(env.stderr, /MESH_PEP_WORKERS must be a whole number/);
+  });
+
   it('validate: exit 0 for a good file, 1 with file:line:col for a bad one', async () => {
     const ok = await runCli(['validate', '--config', h.fx.policyFile]);
     assert.equal(ok.code, 0, ok.stderr);

@@ -57,7 +57,8 @@ last good policy serving); SIGTERM/SIGINT drain: readiness goes 503, in-flight c
     try {
       workers = parseWorkerCount(values.workers ?? process.env.MESH_PEP_WORKERS ?? 'auto');
     } catch (e) {
-      throw new UsageError((e as Error).message);
+      const message = (e as Error).message;
+      throw new UsageError(values.workers === undefined ? message.replace('--workers', 'MESH_PEP_WORKERS') : message);
     }
     if (workers > 1 || isClusterWorker()) {
       const cluster = {
