@@ -42,13 +42,17 @@ export interface ClusterOptions {
   log: Logger;
 }
 
-/** `--workers`: a positive integer, or `auto` for the CPUs this container may use (cgroup quota included). */
-export function parseWorkerCount(text: string): number {
+/**
+ * `--workers`: a positive integer, or `auto` for the CPUs this container may use (cgroup quota
+ * included). `source` names where the text came from in the error (the flag or MESH_PEP_WORKERS).
+ */
+export function parseWorkerCount(text: string, source = '--workers'): number {
   if (text === 'auto') return containerCpuCount();
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 256) throw new RangeError(`--workers must be a whole number from 1 to 256 or "auto", not "${text}"`);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new RangeError(`${source} must be a whole number from 1 to 256 or "auto", not "${text}"`);
   return n;
 }
+
 
 type ToWorker = { mesh: 'ask'; id: number; what: 'metrics' | 'status' };
 type FromWorker =

@@ -55,10 +55,12 @@ last good policy serving); SIGTERM/SIGINT drain: readiness goes 503, in-flight c
       : undefined;
     let workers: number;
     try {
-      workers = parseWorkerCount(values.workers ?? process.env.MESH_PEP_WORKERS ?? 'auto');
+      workers =
+        values.workers !== undefined
+          ? parseWorkerCount(values.workers)
+          : parseWorkerCount(process.env.MESH_PEP_WORKERS ?? 'auto', 'MESH_PEP_WORKERS');
     } catch (e) {
-      const message = (e as Error).message;
-      throw new UsageError(values.workers === undefined ? message.replace('--workers', 'MESH_PEP_WORKERS') : message);
+      throw new UsageError((e as Error).message);
     }
     if (workers > 1 || isClusterWorker()) {
       const cluster = {
