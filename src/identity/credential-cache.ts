@@ -2,11 +2,17 @@ import * as crypto from 'node:crypto';
 import type { VerifiedCredential } from './verifier.js';
 
 export interface CredentialCacheOptions {
-  /** Most entries kept; the least recently used is evicted first. */
+  /** Most entries kept; over that, an entry not used since it was last passed over is evicted. */
   maxEntries: number;
   /** Largest max token age over all domains, read on every use so a policy reload applies at once. */
   maxAgeMs: () => number;
   now: () => number;
+}
+
+interface Entry {
+  readonly cred: VerifiedCredential;
+  /** Set by a hit, cleared when eviction passes the entry over once (second chance). */
+  used: boolean;
 }
 
 /**
@@ -14,13 +20,18 @@ export interface CredentialCacheOptions {
  * per token rather than one per call. Keys are SHA-256 digests: the cache never holds a bearer token
  * that a heap dump could replay. An entry is only good until min(exp, iat + max age), checked against
  * the clock on every hit, so caching never extends a credential's life.
+ *
+ * Eviction is second chance, an approximation of LRU in which a hit only sets a flag. Exact LRU moved
+ * the entry to the end of the Map on every hit (delete + set), and a long-lived Map that churns gets
+ * its hash table reallocated directly in the old generation: garbage there on every few Checks, which
+ * made young collections slower and full ones more frequent.
  */
 export class CredentialCache {
   readonly #max: number;
   readonly #maxAgeMs: () => number;
   readonly #now: () => number;
-  // Map iteration order is insertion order: re-inserting on hit makes the first key the LRU one.
-  readonly #entries = new Map<string, VerifiedCredential>();
+  // Insertion order; an entry passed over by eviction is moved to the end.
+  readonly #entries = new Map<string, Entry>();
 
   constructor(opts: CredentialCacheOptions) {
     if (!Number.isInteger(opts.maxEntries) || opts.maxEntries < 0) {
@@ -41,30 +52,37 @@ export class CredentialCache {
 
   /** The cached credential for this key if it is still good now; expired entries are dropped. */
   get(key: string): VerifiedCredential | undefined {
-    const cred = this.#entries.get(key);
-    if (!cred) return undefined;
-    this.#entries.delete(key);
-    if (this.#goodUntil(cred) <= this.#now()) return undefined;
-    this.#entries.set(key, cred);
-    return cred;
+    const entry = this.#entries.get(key);
+    if (!entry) return undefined;
+    if (this.#goodUntil(entry.cred) <= this.#now()) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    entry.used = true;
+    return entry.cred;
   }
 
   /** Stores a credential that just verified; one already past its cache lifetime is not stored. */
   set(key: string, cred: VerifiedCredential): void {
     if (this.#max === 0 || this.#goodUntil(cred) <= this.#now()) return;
     this.#entries.delete(key);
-    this.#entries.set(key, cred);
+    this.#entries.set(key, { cred, used: false });
+    // Ends: every entry passed over loses its flag, so within one pass an older entry is evicted; the
+    // one just stored is passed over too, so it is not evicted for being the oldest unused.
     while (this.#entries.size > this.#max) {
-      const oldest = this.#entries.keys().next().value;
-      if (oldest === undefined) break;
+      const [oldest, entry] = this.#entries.entries().next().value as [string, Entry];
       this.#entries.delete(oldest);
+      if (entry.used || oldest === key) {
+        entry.used = false;
+        this.#entries.set(oldest, entry);
+      }
     }
   }
 
   invalidate(pred: (c: VerifiedCredential) => boolean): number {
     let n = 0;
-    for (const [key, cred] of this.#entries) {
-      if (pred(cred)) {
+    for (const [key, entry] of this.#entries) {
+      if (pred(entry.cred)) {
         this.#entries.delete(key);
         n++;
       }

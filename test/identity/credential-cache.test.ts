@@ -132,6 +132,23 @@ describe('credential cache', () => {
     v.close();
   });
 
+  it('evicts an older entry, not the one just stored, when every other entry was used', async () => {
+    const { v, lookups } = await setup({ cacheSize: 2 });
+    const [t1, t2, t3] = await Promise.all([1, 2, 3].map((i) => sign(keyA, claims(T0, { sub: `agent-${i}` }))));
+    await v.verify(t1);
+    await v.verify(t2);
+    await v.verify(t1);
+    await v.verify(t2); // both used since they were stored
+    await v.verify(t3); // t1, the oldest, goes
+    assert.deepEqual(lookups, { hit: 2, miss: 3 });
+    await v.verify(t3);
+    await v.verify(t2);
+    assert.deepEqual(lookups, { hit: 4, miss: 3 });
+    await v.verify(t1);
+    assert.deepEqual(lookups, { hit: 4, miss: 4 });
+    v.close();
+  });
+
   it('cacheSize 0 disables caching', async () => {
     const { v, lookups } = await setup({ cacheSize: 0 });
     const token = await sign(keyA, claims(T0));

@@ -162,6 +162,22 @@ describe('guard units', () => {
     assert.equal(g.check({ request: request('spiffe://x/b'), domain, credential: cred, now: 1_100_000 }), undefined);
   });
 
+  it('shared-identity tracking keeps the agents it keeps seeing', () => {
+    const g = new SharedIdentityGuard(() => ({ windowMs: 60_000, maxTrackedAgents: 3 }), () => undefined);
+    const domain = { name: 'd', denySharedIdentity: true } as DomainPolicy;
+    const at = (agentId: string, p: string, now: number) =>
+      g.check({ request: { sourcePrincipal: `spiffe://x/${p}` } as RequestAttributes, domain, credential: { agentId } as VerifiedCredential, now });
+    at('busy', 'a', 1);
+    // 51 rounds: with first-in-first-out eviction "busy" would be out right now.
+    for (let i = 0; i < 51; i++) {
+      at('busy', 'a', 2 + i); // one agent seen all along
+      at(`passer-${i}`, 'p', 2 + i); // and a stream of agents seen once
+    }
+    assert.equal(g.trackedAgents, 3);
+    // Still tracked: its second workload is caught at once.
+    assert.equal(at('busy', 'b', 100), 'identity_mismatch');
+  });
+
   it('revocation changes drop matching cached credentials', async () => {
     const dropped: string[] = [];
     const cached = [{ agentId: 'a', jti: 'j1', kid: 'k1' }, { agentId: 'b', jti: 'j2', kid: 'k2' }] as VerifiedCredential[];

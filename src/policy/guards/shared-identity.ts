@@ -14,16 +14,28 @@ export interface SharedIdentityFlag {
   traceId: string | undefined;
 }
 
+interface Tracked {
+  /** Principal → when it was last seen (ms). */
+  readonly principals: Map<string, number>;
+  /** Set when the agent is seen, cleared when eviction passes it over once (second chance). */
+  seen: boolean;
+}
+
 /**
  * Shared service accounts: one agent id presented from two different SPIFFE principals within the
  * window. Every such presentation is flagged once per newly seen principal; domains with
  * `deny_shared_identity` deny while the sharing lasts (`identity_mismatch`), for both workloads, since
  * the PEP cannot tell which one is the legitimate holder. Memory is bounded: at most
- * `maxTrackedAgents` agents (least recently seen evicted first), each with a few principals.
+ * `maxTrackedAgents` agents (an agent not seen since eviction last passed it over goes first), each with
+ * a few principals.
+ *
+ * The common call (a known agent from its known principal) changes no Map's size: re-inserting keys
+ * to keep LRU order made V8 reallocate these long-lived Maps' tables in the old generation on every
+ * few Checks (see identity/credential-cache.ts).
  */
 export class SharedIdentityGuard implements DecisionGuard {
   readonly phase = 'identify' as const;
-  private readonly seen = new Map<string, Map<string, number>>();
+  private readonly tracked = new Map<string, Tracked>();
 
   constructor(
     private readonly settings: () => SharedIdentitySettings,
@@ -31,7 +43,7 @@ export class SharedIdentityGuard implements DecisionGuard {
   ) {}
 
   get trackedAgents(): number {
-    return this.seen.size;
+    return this.tracked.size;
   }
 
   check(input: Parameters<DecisionGuard['check']>[0]): ReasonCode | undefined {
@@ -40,19 +52,50 @@ export class SharedIdentityGuard implements DecisionGuard {
     const { windowMs, maxTrackedAgents } = this.settings();
     const agentId = input.credential.agentId;
     const now = input.now;
-    let entry = this.seen.get(agentId);
-    if (entry) this.seen.delete(agentId); // re-insert below: Map order doubles as LRU order
-    else entry = new Map();
-    for (const [p, at] of entry) if (now - at > windowMs) entry.delete(p);
-    const isNew = !entry.has(principal);
-    entry.delete(principal);
-    entry.set(principal, now);
-    while (entry.size > MAX_PRINCIPALS_PER_AGENT) entry.delete(entry.keys().next().value as string);
-    this.seen.set(agentId, entry);
-    while (this.seen.size > maxTrackedAgents) this.seen.delete(this.seen.keys().next().value as string);
-    if (entry.size < 2) return undefined;
+    let agent = this.tracked.get(agentId);
+    if (agent) {
+      agent.seen = true;
+    } else {
+      agent = { principals: new Map(), seen: false };
+      this.tracked.set(agentId, agent);
+      this.evictAgents(maxTrackedAgents, agentId);
+    }
+    const principals = agent.principals;
+    for (const [p, at] of principals) if (now - at > windowMs) principals.delete(p);
+    const isNew = !principals.has(principal);
+    principals.set(principal, now);
+    if (isNew && principals.size > MAX_PRINCIPALS_PER_AGENT) principals.delete(leastRecent(principals));
+    if (principals.size < 2) return undefined;
     const denied = input.domain.denySharedIdentity === true;
-    if (isNew) this.onFlag({ agentId, domain: input.domain, principals: entry.size, denied, traceId: input.request.traceId });
+    if (isNew) this.onFlag({ agentId, domain: input.domain, principals: principals.size, denied, traceId: input.request.traceId });
     return denied ? 'identity_mismatch' : undefined;
   }
+
+  /** Second chance, passing over the agent just added (see CredentialCache.set). */
+  private evictAgents(max: number, added: string): void {
+    if (max < 1) {
+      this.tracked.clear();
+      return;
+    }
+    while (this.tracked.size > max) {
+      const [oldest, agent] = this.tracked.entries().next().value as [string, Tracked];
+      this.tracked.delete(oldest);
+      if (agent.seen || oldest === added) {
+        agent.seen = false;
+        this.tracked.set(oldest, agent);
+      }
+    }
+  }
+}
+
+function leastRecent(principals: Map<string, number>): string {
+  let which = '';
+  let when = Infinity;
+  for (const [p, at] of principals) {
+    if (at < when) {
+      which = p;
+      when = at;
+    }
+  }
+  return which;
 }
