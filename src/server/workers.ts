@@ -62,12 +62,16 @@ type FromWorker =
 const SLOT_ENV = 'MESH_PEP_WORKER_SLOT';
 
 /**
- * V8's young generation for workers: 8 MB semi-spaces instead of the 16 MB default. Under saturation
- * a worker's resident memory peaked at 158–186 MB with it against 191–219 MB without, with no
- * throughput difference measurable (BENCHMARKS.md, "Memory"). An operator's own setting (on the command
- * line or in NODE_OPTIONS) wins.
+ * V8's young generation for every mesh-pep process (`npm start`, the image's entrypoint, cluster
+ * workers): semi-spaces of 8 MB, no more and no less.
+ * - At most 8 instead of 16 MB: under saturation peak RSS was 158–186 MB per process with it against
+ *   191–219 MB without, no throughput difference measurable (BENCHMARKS.md, "Memory").
+ * - At least 8: after a pause V8 shrinks the young generation to 1 MB and regrows it only slowly at a
+ *   moderate rate, so at 1,000 Checks/s scavenges ran 17 times a second instead of 6, enough of them to
+ *   land in the p99. It costs nothing at idle (the pages are only touched as they are used).
+ * An operator's own setting (on the command line, or in NODE_OPTIONS where Node allows it) wins.
  */
-export const WORKER_V8_FLAGS: readonly string[] = ['--max-semi-space-size=8'];
+export const WORKER_V8_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--min-semi-space-size=8'];
 
 /** The primary's execArgv plus WORKER_V8_FLAGS that the operator did not set themselves. */
 export function workerExecArgv(execArgv: readonly string[], nodeOptions = ''): string[] {

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { asArray, asObject, dig, readRepoFile, readYaml, repoPath, type Json } from './support/repo.js';
 import { SERVER } from './support/server-contract.js';
+import { WORKER_V8_FLAGS } from '../../src/server/workers.js';
 
 interface Instruction {
   op: string;
@@ -120,7 +121,8 @@ describe('Dockerfile', () => {
     const entry = runtime.find((s) => s.op === 'ENTRYPOINT');
     assert.ok(entry);
     const pkg = JSON.parse(readRepoFile('package.json')) as { bin: Record<string, string> };
-    assert.deepEqual(JSON.parse(entry.args), ['node', pkg.bin['mesh-pep']]);
+    // The image's one process runs with the V8 flags cluster workers get.
+    assert.deepEqual(JSON.parse(entry.args), ['node', ...WORKER_V8_FLAGS, pkg.bin['mesh-pep']]);
     for (const step of steps) assert.doesNotMatch(step.args, /\b(curl|wget)\b/, 'no curl/wget: slim images lack them');
   });
 

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { verifyAuditChain } from '../../src/audit/verify.js';
 import { loadServices } from '../../src/envoy/protos.js';
-import { mergePrometheusText, parseWorkerCount, workerExecArgv } from '../../src/server/workers.js';
+import { mergePrometheusText, parseWorkerCount, WORKER_V8_FLAGS, workerExecArgv } from '../../src/server/workers.js';
 import { envoyCheckRequest, type CheckResponseView } from '../support/envoy-check.js';
 import { createMeshFixture, type MeshFixture } from '../support/mesh-fixture.js';
 
@@ -112,8 +112,11 @@ describe('serve --workers 2', () => {
     assert.equal(workerPids.length, 2);
     assert.notEqual(workerPids[0], workerPids[1]);
     assert.ok(workerPids.every(alive));
-    // Workers run with the smaller young generation (WORKER_V8_FLAGS) unless the operator set one.
-    for (const pid of workerPids) assert.ok((await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').includes('--max-semi-space-size=8'));
+    // Workers run with the fixed 8 MB young generation (WORKER_V8_FLAGS) unless the operator set one.
+    for (const pid of workerPids) {
+      const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+      for (const flag of WORKER_V8_FLAGS) assert.ok(argv.includes(flag), `worker runs with ${flag}`);
+    }
     assert.equal((await get(adminPort, '/readyz')).status, 200);
 
     const token = await fx.token({ agent: 'agent-w', role: 'RETRIEVER' });
@@ -204,10 +207,12 @@ describe('serve --workers 2', () => {
 
 describe('workers helpers', () => {
   it('adds the worker V8 flags unless the operator already set them', () => {
-    assert.deepEqual(workerExecArgv([]), ['--max-semi-space-size=8']);
-    assert.deepEqual(workerExecArgv(['--enable-source-maps']), ['--enable-source-maps', '--max-semi-space-size=8']);
-    assert.deepEqual(workerExecArgv(['--max-semi-space-size=32']), ['--max-semi-space-size=32']);
-    assert.deepEqual(workerExecArgv([], '--max_semi_space_size=4 --enable-source-maps'), []);
+    const both = ['--max-semi-space-size=8', '--min-semi-space-size=8'];
+    assert.deepEqual(workerExecArgv([]), both);
+    assert.deepEqual(workerExecArgv(['--enable-source-maps']), ['--enable-source-maps', ...both]);
+    assert.deepEqual(workerExecArgv(['--max-semi-space-size=32']), ['--max-semi-space-size=32', '--min-semi-space-size=8']);
+    assert.deepEqual(workerExecArgv(['--min-semi-space-size=2']), ['--min-semi-space-size=2', '--max-semi-space-size=8']);
+    assert.deepEqual(workerExecArgv([], '--max_semi_space_size=4 --enable-source-maps'), ['--min-semi-space-size=8']);
   });
 
   it('parses --workers', () => {
