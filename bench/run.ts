@@ -17,7 +17,7 @@ import { WORKER_V8_FLAGS } from '../src/server/workers.js';
  * grpc-js server, side by side in one run. `--only` runs just the named groups of scenarios (`check`:
  * the h2load and Node-driver Check rows; `extproc`: the ext_proc RETRIEVAL rows; `workers`: the
  * `--workers 2` rows), for iterating on one path; the headline needs the whole run. `--pep-node-args`
- * replaces the Node/V8 flags of the mesh-pep process (default: `--max-semi-space-size=8`, as `npm start`
+ * replaces the Node/V8 flags of the mesh-pep process (default: WORKER_V8_FLAGS, as `npm start`
  * and the image run it; e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`, or `''` for none), for profiles and
  * flag experiments; the bare server never gets them.
  * See BENCHMARKS.md for what each scenario means and the latest figures.
