@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256 } from '../sha256.js';
 
 /** prev_hash of the first record of a chain. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -71,7 +71,7 @@ export function hashedLine(recordWithoutHash: Readonly<Record<string, unknown>>)
 }
 
 function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return sha256(text, 'hex');
 }
 
 /**

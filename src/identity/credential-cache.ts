@@ -1,4 +1,4 @@
-import * as crypto from 'node:crypto';
+import { sha256 } from '../sha256.js';
 import type { VerifiedCredential } from './verifier.js';
 
 export interface CredentialCacheOptions {
@@ -43,7 +43,7 @@ export class CredentialCache {
   }
 
   static keyOf(token: string): string {
-    return sha256Base64url(token);
+    return sha256(token, 'base64url');
   }
 
   get size(): number {
@@ -98,14 +98,3 @@ export class CredentialCache {
     return Math.min(cred.expiresAtMs, cred.issuedAtMs + this.#maxAgeMs());
   }
 }
-
-/**
- * The one-shot `crypto.hash` (Node ≥ 20.12) is about half the cost of a Hash object per call
- * (bench/hot-path.ts, credentials.verify cached); `engines` allows older 20.x, which get createHash.
- * Both give the same digest.
- */
-const oneShot = (crypto as { hash?: (alg: string, data: string, enc: 'base64url') => string }).hash;
-const sha256Base64url: (token: string) => string =
-  typeof oneShot === 'function'
-    ? (token) => oneShot('sha256', token, 'base64url')
-    : (token) => crypto.createHash('sha256').update(token).digest('base64url');
