@@ -1,3 +1,4 @@
+import { evictSecondChance } from '../second-chance.js';
 import { sha256 } from '../sha256.js';
 import type { VerifiedCredential } from './verifier.js';
 
@@ -21,10 +22,7 @@ interface Entry {
  * that a heap dump could replay. An entry is only good until min(exp, iat + max age), checked against
  * the clock on every hit, so caching never extends a credential's life.
  *
- * Eviction is second chance, an approximation of LRU in which a hit only sets a flag. Exact LRU moved
- * the entry to the end of the Map on every hit (delete + set), and a long-lived Map that churns gets
- * its hash table reallocated directly in the old generation: garbage there on every few Checks, which
- * made young collections slower and full ones more frequent.
+ * Eviction is second chance (`second-chance.ts`), close to LRU, so a hit changes nothing in the Map.
  */
 export class CredentialCache {
   readonly #max: number;
@@ -67,16 +65,7 @@ export class CredentialCache {
     if (this.#max === 0 || this.#goodUntil(cred) <= this.#now()) return;
     this.#entries.delete(key);
     this.#entries.set(key, { cred, used: false });
-    // Ends: every entry passed over loses its flag, so within one pass an older entry is evicted; the
-    // one just stored is passed over too, so it is not evicted for being the oldest unused.
-    while (this.#entries.size > this.#max) {
-      const [oldest, entry] = this.#entries.entries().next().value as [string, Entry];
-      this.#entries.delete(oldest);
-      if (entry.used || oldest === key) {
-        entry.used = false;
-        this.#entries.set(oldest, entry);
-      }
-    }
+    evictSecondChance(this.#entries, this.#max, key);
   }
 
   invalidate(pred: (c: VerifiedCredential) => boolean): number {

@@ -1,4 +1,5 @@
 import type { DomainPolicy, SharedIdentitySettings } from '../../config/types.js';
+import { evictSecondChance } from '../../second-chance.js';
 import type { DecisionGuard } from '../decide.js';
 import type { ReasonCode } from '../reasons.js';
 
@@ -17,8 +18,8 @@ export interface SharedIdentityFlag {
 interface Tracked {
   /** Principal → when it was last seen (ms). */
   readonly principals: Map<string, number>;
-  /** Set when the agent is seen, cleared when eviction passes it over once (second chance). */
-  seen: boolean;
+  /** Set when the agent is seen again, cleared when eviction passes it over once (second chance). */
+  used: boolean;
 }
 
 /**
@@ -29,9 +30,8 @@ interface Tracked {
  * `maxTrackedAgents` agents (an agent not seen since eviction last passed it over goes first), each with
  * a few principals.
  *
- * The common call (a known agent from its known principal) changes no Map's size: re-inserting keys
- * to keep LRU order made V8 reallocate these long-lived Maps' tables in the old generation on every
- * few Checks (see identity/credential-cache.ts).
+ * The common call (a known agent from its known principal) changes no Map's size: agents are evicted
+ * by second chance (`second-chance.ts`), principals by their last-seen time.
  */
 export class SharedIdentityGuard implements DecisionGuard {
   readonly phase = 'identify' as const;
@@ -54,11 +54,11 @@ export class SharedIdentityGuard implements DecisionGuard {
     const now = input.now;
     let agent = this.tracked.get(agentId);
     if (agent) {
-      agent.seen = true;
+      agent.used = true;
     } else {
-      agent = { principals: new Map(), seen: false };
+      agent = { principals: new Map(), used: false };
       this.tracked.set(agentId, agent);
-      this.evictAgents(maxTrackedAgents, agentId);
+      evictSecondChance(this.tracked, maxTrackedAgents, agentId);
     }
     const principals = agent.principals;
     for (const [p, at] of principals) if (now - at > windowMs) principals.delete(p);
@@ -69,22 +69,6 @@ export class SharedIdentityGuard implements DecisionGuard {
     const denied = input.domain.denySharedIdentity === true;
     if (isNew) this.onFlag({ agentId, domain: input.domain, principals: principals.size, denied, traceId: input.request.traceId });
     return denied ? 'identity_mismatch' : undefined;
-  }
-
-  /** Second chance, passing over the agent just added (see CredentialCache.set). */
-  private evictAgents(max: number, added: string): void {
-    if (max < 1) {
-      this.tracked.clear();
-      return;
-    }
-    while (this.tracked.size > max) {
-      const [oldest, agent] = this.tracked.entries().next().value as [string, Tracked];
-      this.tracked.delete(oldest);
-      if (agent.seen || oldest === added) {
-        agent.seen = false;
-        this.tracked.set(oldest, agent);
-      }
-    }
   }
 }
 
