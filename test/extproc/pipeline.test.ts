@@ -1,34 +1,24 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeProtectedHeader } from 'jose';
-import { loadPolicyFile } from '../../src/config/load.js';
 import type { CompiledPolicy, DomainPolicy } from '../../src/config/types.js';
 import { processBody, type PayloadScan } from '../../src/protect/pipeline.js';
-import { tierModule } from '../../src/protect/registry.js';
 import type { TierModule } from '../../src/protect/registry.js';
 import type { PayloadContext } from '../../src/protect/tier-handler.js';
-import { TEST_POLICY } from '../support/extproc-server.js';
+import { notesDomain, type NotesDomain } from '../support/extproc-server.js';
 
 describe('payload pipeline (no Envoy types) with the real RETRIEVAL tier', () => {
-  let dir: string;
+  let fx: NotesDomain;
   let policy: CompiledPolicy;
   let domain: DomainPolicy;
   let mod: TierModule;
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'mesh-pep-pipeline-'));
-    await writeFile(join(dir, 'policy.yaml'), TEST_POLICY);
-    policy = (await loadPolicyFile(join(dir, 'policy.yaml'))).policy;
-    domain = policy.domainsByName.get('notes')!;
-    mod = await tierModule('RETRIEVAL');
+    fx = await notesDomain('mesh-pep-pipeline-');
+    ({ policy, domain, mod } = fx);
     assert.deepEqual(await mod.ensureDevKeys(policy, domain), [domain.keyringFile]);
     assert.deepEqual(await mod.ensureDevKeys(policy, domain), [], 'never overwrites');
   });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => fx.cleanup());
 
   const ctx = (direction: 'request' | 'response', contentType: string | undefined): PayloadContext => ({ policy, domain, direction, contentType });
 

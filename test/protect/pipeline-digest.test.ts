@@ -1,36 +1,27 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { loadPolicyFile } from '../../src/config/load.js';
 import type { CompiledPolicy, DomainPolicy } from '../../src/config/types.js';
 import { digest, processBody } from '../../src/protect/pipeline.js';
-import { tierModule, type TierModule } from '../../src/protect/registry.js';
+import type { TierModule } from '../../src/protect/registry.js';
 import type { PayloadContext } from '../../src/protect/tier-handler.js';
-import { TEST_POLICY } from '../support/extproc-server.js';
+import { notesDomain, type NotesDomain } from '../support/extproc-server.js';
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 describe('payload digest (taken when read) and the JSON UTF-8 check', () => {
-  let dir: string;
+  let fx: NotesDomain;
   let policy: CompiledPolicy;
   let domain: DomainPolicy;
   let mod: TierModule;
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'mesh-pep-digest-'));
-    await writeFile(join(dir, 'policy.yaml'), TEST_POLICY);
-    policy = (await loadPolicyFile(join(dir, 'policy.yaml'))).policy;
-    domain = policy.domainsByName.get('notes')!;
-    mod = await tierModule('RETRIEVAL');
+    fx = await notesDomain('mesh-pep-digest-');
+    ({ policy, domain, mod } = fx);
     await mod.ensureDevKeys(policy, domain);
   });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => fx.cleanup());
   const ctx = (direction: 'request' | 'response', contentType: string | undefined): PayloadContext => ({ policy, domain, direction, contentType });
 
   it('digest() is the SHA-256 and size of the bytes, the same on every read, and shown by JSON', () => {

@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { startServer, type RunningServer } from '../../src/server/start.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import type { AuditRecord } from '../../src/audit/record.js';
+import { loadPolicyFile } from '../../src/config/load.js';
+import type { CompiledPolicy, DomainPolicy } from '../../src/config/types.js';
+import { tierModule, type TierModule } from '../../src/protect/registry.js';
 import { bindDecision } from '../../src/policy/binding.js';
 
 /**
@@ -73,6 +76,28 @@ security_mesh:
       metadata_masking: false
       audit_level: FULL_MESH
 `;
+
+/** TEST_POLICY compiled in a temp dir, its RETRIEVAL domain `notes` and that tier's module (no keys made). */
+export interface NotesDomain {
+  dir: string;
+  policy: CompiledPolicy;
+  domain: DomainPolicy;
+  mod: TierModule;
+  cleanup(): Promise<void>;
+}
+
+export async function notesDomain(prefix: string): Promise<NotesDomain> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await writeFile(join(dir, 'policy.yaml'), TEST_POLICY);
+  const policy = (await loadPolicyFile(join(dir, 'policy.yaml'))).policy;
+  return {
+    dir,
+    policy,
+    domain: policy.domainsByName.get('notes')!,
+    mod: await tierModule('RETRIEVAL'),
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+}
 
 export async function startTestServer(policyText = TEST_POLICY): Promise<TestServer> {
   const dir = await mkdtemp(join(tmpdir(), 'mesh-pep-extproc-'));
