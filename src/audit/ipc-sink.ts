@@ -4,7 +4,9 @@ import type { AuditEvent, AuditRecordOptions, AuditSink } from './record.js';
 /**
  * The messages between a cluster worker's `IpcAuditSink` and the primary's `AuditIpcWriter`
  * (`ipc-writer.ts`). Records travel in batches (everything recorded in one turn of the worker's event
- * loop); every batch gets exactly one `audit-done` back, sent once its durable records are on disk.
+ * loop); every batch is answered exactly once, once its durable records are on disk. The answers to
+ * one worker that are ready in the same turn of the primary's loop (typically every batch of one group
+ * commit) share one `audit-done` message.
  */
 export interface AuditBatchMessage {
   mesh: 'audit';
@@ -12,13 +14,17 @@ export interface AuditBatchMessage {
   records: { event: AuditEvent; at: number; durable: boolean }[];
 }
 
+export interface AuditBatchResult {
+  batch: number;
+  /** Indexes (into the batch) of durable records that could not be written; absent when none. */
+  failed?: number[];
+  error?: string;
+}
+
 export interface AuditDoneMessage {
   mesh: 'audit-done';
-  batch: number;
-  /** Indexes (into the batch) of durable records that could not be written. */
-  failed: number[];
-  error?: string;
-  /** The primary's sink health after this batch; readiness follows it. */
+  batches: AuditBatchResult[];
+  /** The primary's sink health after these batches; readiness follows it. */
   healthy: boolean;
 }
 
@@ -146,18 +152,26 @@ export class IpcAuditSink implements AuditSink {
       this.ok = msg.healthy;
       return;
     }
-    if (msg?.mesh !== 'audit-done' || typeof msg.batch !== 'number') return;
+    if (msg?.mesh !== 'audit-done' || !Array.isArray((msg as Partial<AuditDoneMessage>).batches)) return;
     const done = msg as AuditDoneMessage;
-    const waiters = this.inFlight.get(done.batch);
-    if (!waiters) return;
-    this.inFlight.delete(done.batch);
-    this.pending -= waiters.length;
     this.ok = done.healthy;
-    const failed = new Set(Array.isArray(done.failed) ? done.failed : []);
-    const err = failed.size ? new AuditUnavailableError(done.error ?? 'audit write failed') : undefined;
-    waiters.forEach((w, i) => (failed.has(i) ? w?.reject(err!) : w?.resolve()));
+    for (const result of done.batches) this.settle(result);
     if (this.closed && this.inFlight.size === 0) this.idle?.();
   };
+
+  private settle(result: AuditBatchResult): void {
+    const waiters = typeof result?.batch === 'number' ? this.inFlight.get(result.batch) : undefined;
+    if (!waiters) return;
+    this.inFlight.delete(result.batch);
+    this.pending -= waiters.length;
+    if (!Array.isArray(result.failed) || result.failed.length === 0) {
+      for (const w of waiters) w?.resolve();
+      return;
+    }
+    const failed = new Set(result.failed);
+    const err = new AuditUnavailableError(result.error ?? 'audit write failed');
+    waiters.forEach((w, i) => (failed.has(i) ? w?.reject(err) : w?.resolve()));
+  }
 
   private readonly onDisconnect = (): void => {
     this.gone = true;
