@@ -62,21 +62,39 @@ type FromWorker =
 const SLOT_ENV = 'MESH_PEP_WORKER_SLOT';
 
 /**
- * V8's young generation for every mesh-pep process (`npm start`, the image's entrypoint, cluster
- * workers): semi-spaces of 8 MB, no more and no less.
- * - At most 8 instead of 16 MB: under saturation peak RSS was 158–186 MB per process with it against
- *   191–219 MB without, no throughput difference measurable (BENCHMARKS.md, "Memory").
- * - At least 8: after a pause V8 shrinks the young generation to 1 MB and regrows it only slowly at a
- *   moderate rate, so at 1,000 Checks/s scavenges ran 17 times a second instead of 6, enough of them to
- *   land in the p99. It costs nothing at idle (the pages are only touched as they are used).
+ * V8 settings for every mesh-pep process (`npm start`, the image's entrypoint, cluster workers); the
+ * figures are in BENCHMARKS.md ("Memory" and "What is slow").
+ * - Semi-spaces of 8 MB, no more and no less. At most 8 instead of 16: under saturation peak RSS was
+ *   158–186 MB per process with it against 191–219 MB without, no throughput difference measurable. At
+ *   least 8: after a pause V8 shrinks the young generation to 1 MB and regrows it only slowly at a
+ *   moderate rate, so at 1,000 Checks/s scavenges ran 17 times a second instead of 6.
+ * - No allocation-site pretenuring. Under saturation (128 calls in flight) the objects of a call
+ *   outlive two scavenges, so V8 learns to allocate them straight into the old generation, and it
+ *   keeps doing so when the load falls: at 1,000 Checks/s each call then left ~10 KB of old-generation
+ *   garbage, scavenges took 2–2.6 ms instead of 0.5–0.8 and the p99 went from ~0.6 to 1.4–1.9 ms, in
+ *   whichever process happened to have learned it.
+ * - The old generation may grow to 2.5× what survived the last full collection (V8's own factor goes
+ *   up to 4× on a host with more than 2 GB). Under saturation the garbage promoted by calls in flight
+ *   fills the old generation in a few hundred ms, so the factor sets peak RSS: 169–176 MB against
+ *   173–234 MB for one process in alternating runs, with saturated throughput no lower.
  * An operator's own setting (on the command line, or in NODE_OPTIONS where Node allows it) wins.
  */
-export const WORKER_V8_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--min-semi-space-size=8'];
+export const WORKER_V8_FLAGS: readonly string[] = [
+  '--max-semi-space-size=8',
+  '--min-semi-space-size=8',
+  '--no-allocation-site-pretenuring',
+  '--heap-growing-percent=150',
+];
+
+/** A flag's name without value or `no-` prefix, `_` as `-`: `--no-foo_bar=1` and `--foo-bar` are one flag. */
+function flagName(arg: string): string {
+  return arg.split('=', 1)[0]!.replace(/_/g, '-').replace(/^--no-/, '--');
+}
 
 /** The primary's execArgv plus WORKER_V8_FLAGS that the operator did not set themselves. */
 export function workerExecArgv(execArgv: readonly string[], nodeOptions = ''): string[] {
-  const given = [...execArgv, ...nodeOptions.split(/\s+/)].map((a) => a.split('=', 1)[0]!.replace(/_/g, '-'));
-  return [...execArgv, ...WORKER_V8_FLAGS.filter((f) => !given.includes(f.split('=', 1)[0]!))];
+  const given = new Set([...execArgv, ...nodeOptions.split(/\s+/)].map(flagName));
+  return [...execArgv, ...WORKER_V8_FLAGS.filter((f) => !given.has(flagName(f)))];
 }
 const ASK_TIMEOUT_MS = 2000;
 

@@ -120,9 +120,10 @@ describe('Dockerfile', () => {
     assert.deepEqual(exposed.sort(), [SERVER.grpcPort, SERVER.adminPort].sort());
     const entry = runtime.find((s) => s.op === 'ENTRYPOINT');
     assert.ok(entry);
-    const pkg = JSON.parse(readRepoFile('package.json')) as { bin: Record<string, string> };
-    // The image's one process runs with the V8 flags cluster workers get.
+    const pkg = JSON.parse(readRepoFile('package.json')) as { bin: Record<string, string>; scripts: Record<string, string> };
+    // The image's one process, and `npm start`, run with the V8 flags cluster workers get.
     assert.deepEqual(JSON.parse(entry.args), ['node', ...WORKER_V8_FLAGS, pkg.bin['mesh-pep']]);
+    assert.equal(pkg.scripts.start, ['node', ...WORKER_V8_FLAGS, pkg.bin['mesh-pep'], 'serve'].join(' '));
     for (const step of steps) assert.doesNotMatch(step.args, /\b(curl|wget)\b/, 'no curl/wget: slim images lack them');
   });
 

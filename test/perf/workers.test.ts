@@ -112,7 +112,7 @@ describe('serve --workers 2', () => {
     assert.equal(workerPids.length, 2);
     assert.notEqual(workerPids[0], workerPids[1]);
     assert.ok(workerPids.every(alive));
-    // Workers run with the fixed 8 MB young generation (WORKER_V8_FLAGS) unless the operator set one.
+    // Workers run with the V8 flags of WORKER_V8_FLAGS unless the operator set their own.
     for (const pid of workerPids) {
       const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
       for (const flag of WORKER_V8_FLAGS) assert.ok(argv.includes(flag), `worker runs with ${flag}`);
@@ -207,12 +207,17 @@ describe('serve --workers 2', () => {
 
 describe('workers helpers', () => {
   it('adds the worker V8 flags unless the operator already set them', () => {
-    const both = ['--max-semi-space-size=8', '--min-semi-space-size=8'];
-    assert.deepEqual(workerExecArgv([]), both);
-    assert.deepEqual(workerExecArgv(['--enable-source-maps']), ['--enable-source-maps', ...both]);
-    assert.deepEqual(workerExecArgv(['--max-semi-space-size=32']), ['--max-semi-space-size=32', '--min-semi-space-size=8']);
-    assert.deepEqual(workerExecArgv(['--min-semi-space-size=2']), ['--min-semi-space-size=2', '--max-semi-space-size=8']);
-    assert.deepEqual(workerExecArgv([], '--max_semi_space_size=4 --enable-source-maps'), ['--min-semi-space-size=8']);
+    const all = [...WORKER_V8_FLAGS];
+    assert.deepEqual(all.slice(0, 2), ['--max-semi-space-size=8', '--min-semi-space-size=8']);
+    const without = (...names: string[]) => all.filter((f) => !names.some((n) => f.startsWith(n)));
+    assert.deepEqual(workerExecArgv([]), all);
+    assert.deepEqual(workerExecArgv(['--enable-source-maps']), ['--enable-source-maps', ...all]);
+    assert.deepEqual(workerExecArgv(['--max-semi-space-size=32']), ['--max-semi-space-size=32', ...without('--max-semi-space-size')]);
+    assert.deepEqual(workerExecArgv(['--min-semi-space-size=2']), ['--min-semi-space-size=2', ...without('--min-semi-space-size')]);
+    assert.deepEqual(workerExecArgv([], '--max_semi_space_size=4 --enable-source-maps'), without('--max-semi-space-size'));
+    // An operator who wants pretenuring back says so in either spelling; a growth factor of their own wins.
+    assert.deepEqual(workerExecArgv(['--allocation-site-pretenuring']), ['--allocation-site-pretenuring', ...without('--no-allocation-site-pretenuring')]);
+    assert.deepEqual(workerExecArgv(['--heap_growing_percent=300']), ['--heap_growing_percent=300', ...without('--heap-growing-percent')]);
   });
 
   it('parses --workers', () => {
