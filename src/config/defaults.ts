@@ -15,7 +15,9 @@ export const DEFAULTS = {
   issuerPrivateKeyFile: 'issuer.private.jwk.json',
   auditFile: 'audit/audit.jsonl',
   auditMaxFileBytes: 64 * 1024 * 1024,
-  auditGroupCommitMs: 2,
+  // No window by default: records that arrive while a sync is in flight already share the next one, and
+  // under load a window only added its length to every cycle (BENCHMARKS.md, "FULL_MESH").
+  auditGroupCommitMs: 0,
   maxBodyBytes: 1024 * 1024,
   fheMaxLength: 65_536,
   // Hardening (docs/hardening.md)

@@ -61,6 +61,29 @@ test('records arriving over many ticks are grouped: fsyncs never exceed the tick
   }
 });
 
+test('without a window (the default), records that arrive while a sync is in flight share the next one', async () => {
+  const t = await tempAudit({ groupCommitMs: 0 });
+  const metrics = createMetrics();
+  try {
+    const sink = await FileAuditSink.open(t.settings, { metrics });
+    const first = sink.record(checkEvent(0), { durable: true });
+    // The first record's group is being written; these 300, from 3 later turns, wait for it to finish.
+    const later: Promise<void>[] = [];
+    for (let k = 0; k < 3; k++) {
+      await new Promise((r) => setImmediate(r));
+      for (let j = 0; j < 100; j++) later.push(sink.record(checkEvent(1 + k * 100 + j), { durable: true }));
+    }
+    await Promise.all([first, ...later]);
+    const fsyncs = sample(metrics.registry.render(), FSYNCS)!;
+    assert.ok(fsyncs >= 2 && fsyncs <= 4, `301 records in ${fsyncs} fsyncs`);
+    await sink.close();
+    const r = await verifyAuditChain(t.settings.file);
+    assert.ok(r.ok && r.records === 301);
+  } finally {
+    await t.cleanup();
+  }
+});
+
 test('durable:false resolves once buffered and is written by the next group or by close()', async () => {
   const t = await tempAudit({ groupCommitMs: 60_000 });
   const metrics = createMetrics();
