@@ -13,8 +13,8 @@ export interface WorkerChannel {
  * hears it, so they all turn not ready together when the disk fails and ready again when it recovers.
  *
  * Answers wait for the end of the current turn of the event loop and go out as one message per
- * worker: a group commit settles the batches of many turns of each worker at once, and one message
- * each (a JSON line and a write syscall on both ends) was a fifth of the primary's CPU under load.
+ * worker: a group commit settles the batches of many turns of each worker at once, and a message per
+ * batch cost a JSON line and a write syscall on both ends for each of them.
  */
 export class AuditIpcWriter {
   private readonly workers = new Set<WorkerChannel>();

@@ -16,7 +16,8 @@ export const DEFAULTS = {
   auditFile: 'audit/audit.jsonl',
   auditMaxFileBytes: 64 * 1024 * 1024,
   // No window by default: records that arrive while a sync is in flight already share the next one, and
-  // under load a window only added its length to every cycle (BENCHMARKS.md, "FULL_MESH").
+  // with cluster workers a window added its length to every group cycle (BENCHMARKS.md, "Group commit
+  // without a window").
   auditGroupCommitMs: 0,
   maxBodyBytes: 1024 * 1024,
   fheMaxLength: 65_536,
