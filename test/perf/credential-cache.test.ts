@@ -52,7 +52,8 @@ describe('credential cache at the Check level', () => {
   });
 
   it('a cached credential is not answered once it expired', async () => {
-    const token = await fx.token({ agent: 'agent-exp', role: 'RETRIEVER', ttlMs: 1000 });
+    // exp is whole seconds (floor of now + ttl), so a 1 s ttl could leave a few ms; 2 s leaves at least 1 s.
+    const token = await fx.token({ agent: 'agent-exp', role: 'RETRIEVER', ttlMs: 2000 });
     assert.equal((await check(token)).status.code, 0);
     assert.equal((await check(token)).status.code, 0);
     const exp = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).exp as number;
