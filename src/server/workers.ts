@@ -53,7 +53,6 @@ export function parseWorkerCount(text: string, source = '--workers'): number {
   return n;
 }
 
-
 type ToWorker = { mesh: 'ask'; id: number; what: 'metrics' | 'status' };
 type FromWorker =
   | { mesh: 'ready'; slot: number; pid: number; grpcPort: number }
@@ -96,6 +95,7 @@ export function workerExecArgv(execArgv: readonly string[], nodeOptions = ''): s
   const given = new Set([...execArgv, ...nodeOptions.split(/\s+/)].map(flagName));
   return [...execArgv, ...WORKER_V8_FLAGS.filter((f) => !given.has(flagName(f)))];
 }
+
 const ASK_TIMEOUT_MS = 2000;
 
 export function isClusterWorker(): boolean {
