@@ -4,7 +4,10 @@ import { latencySummary, type LatencySummary } from './stats.js';
 
 export interface H2loadRun {
   url: string;
-  dataFile: string;
+  /** Request body (h2load -d: a POST); none sends GETs. */
+  dataFile?: string;
+  /** Request headers as `name: value`; default the gRPC pair (`content-type: application/grpc`, `te: trailers`). */
+  headers?: string[];
   clients: number;
   /** Concurrent streams per client (h2load -m). */
   streams: number;
@@ -40,11 +43,10 @@ export async function runH2load(o: H2loadRun): Promise<LoadResult> {
     '-m', String(o.streams),
     '-D', String(o.durationS),
     '--warm-up-time', String(o.warmupS),
-    '-d', o.dataFile,
-    '-H', 'content-type: application/grpc',
-    '-H', 'te: trailers',
     '--log-file', o.logFile,
   ];
+  if (o.dataFile) args.push('-d', o.dataFile);
+  for (const h of o.headers ?? ['content-type: application/grpc', 'te: trailers']) args.push('-H', h);
   if (o.rps !== undefined) args.push('--rps', String(Math.max(1, Math.round(o.rps / o.clients))));
   args.push(o.url);
   const stdout = await new Promise<string>((resolve, reject) =>

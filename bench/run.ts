@@ -8,6 +8,7 @@ import { driveChecks, driveExtProc, type DriverResult } from './drivers.js';
 import { createBenchFixture } from './fixture.js';
 import { encodeCheckRequest, envoyCheckRequest, grpcFrame, headerBytes } from './frames.js';
 import { findH2load, runH2load, type LoadResult } from './h2load.js';
+import { runEnvoyBench } from './envoy.js';
 import { jsonBody } from './json-body.js';
 import { cpuUs, rssMb } from './proc.js';
 import { WORKER_V8_FLAGS } from '../src/server/workers.js';
@@ -20,6 +21,8 @@ import { WORKER_V8_FLAGS } from '../src/server/workers.js';
  * replaces the Node/V8 flags of the mesh-pep process (default: WORKER_V8_FLAGS, as `npm start`
  * and the image run it; e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`, or `''` for none), for profiles and
  * flag experiments; the bare server never gets them.
+ * `npm run bench -- --envoy [--quick]` measures instead the latency a real Envoy adds with and without
+ * mesh-pep in front of an upstream (bench/envoy.ts).
  * See BENCHMARKS.md for what each scenario means and the latest figures.
  */
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -188,6 +191,7 @@ function row(scenario: string, target: Row['target'], mode: string, r: LoadResul
 }
 
 async function main(): Promise<number> {
+  if (process.argv.includes('--envoy')) return runEnvoyBench(process.argv.slice(2).filter((a) => a !== '--envoy'), ROOT);
   const opts = parseOptions(process.argv.slice(2));
   if (!(await findH2load())) {
     process.stderr.write('h2load not found. Install it (Debian/Ubuntu): apt-get update && apt-get install -y nghttp2-client\n');
