@@ -80,7 +80,12 @@ async function main(): Promise<void> {
         row.detail = 'Envoy answered locally; the callee was never reached';
       } else {
         row.decision = `ALLOW ${res.status}`;
-        const echo = (res.headers.get('content-type') ?? '').includes('json') ? (JSON.parse(text) as Echo) : undefined;
+        let echo: Echo | undefined;
+        try {
+          echo = (res.headers.get('content-type') ?? '').includes('json') ? (JSON.parse(text) as Echo) : undefined;
+        } catch {
+          echo = undefined; // not an agent's JSON: shown as the caller got it
+        }
         const got = echo?.received;
         const parts: string[] = [];
         if (got) {
