@@ -45,7 +45,7 @@ async function versionOf(bin: string): Promise<string> {
 export async function buildJaeger(out: string, log: (line: string) => void): Promise<void> {
   const step = async (what: string, cmd: string, args: string[], cwd?: string): Promise<string> => {
     try {
-      const { stdout } = await run(cmd, args, { cwd, timeout: 1_800_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, CGO_ENABLED: '0' } });
+      const { stdout } = await run(cmd, args, { cwd, timeout: 1_800_000, maxBuffer: 64 * 1024 * 1024, });
       return stdout;
     } catch (e) {
       const err = e as Error & { stderr?: string; code?: string };
