@@ -68,7 +68,9 @@ test('one Jaeger trace holds Envoy\'s spans and mesh-pep\'s Check and ext_proc s
   const t = await stack.jaeger.waitForTrace(tp.traceId, (x) =>
     named(x, 'mesh.authz.check').length > 0 &&
     phases.every((p) => named(x, p).length > 0) &&
-    x.spans.some((s) => serviceOf(x, s) === ENVOY_SERVICE && s.operationName === 'agent_memory'),
+    x.spans.some((s) => serviceOf(x, s) === ENVOY_SERVICE && s.operationName === 'agent_memory') &&
+    x.spans.some((s) => s.operationName.includes('Authorization.Check')) &&
+    x.spans.some((s) => s.operationName.includes('ExternalProcessor.Process')),
   );
 
   // Envoy's own spans: the ingress span named by the route's decorator, continuing the client's trace.
@@ -112,9 +114,12 @@ test('one Jaeger trace holds Envoy\'s spans and mesh-pep\'s Check and ext_proc s
 test('a Check deny is a mesh-pep span with its reason under Envoy\'s ext_authz span, and no ext_proc span follows', async () => {
   const tp = traceparent();
   const res = await fetch(`${stack.url}/coordination/tasks`, { method: 'POST', headers: { traceparent: tp.header, 'content-type': 'application/json' }, body: '{}' });
-  assert.equal(res.status, 401);
+  const denyBody = await res.text();
+  assert.equal(res.status, 401, `${res.headers.get('x-mesh-reason')} ${denyBody}`);
   assert.equal(res.headers.get('x-mesh-reason'), 'missing_credential');
-  const t = await stack.jaeger.waitForTrace(tp.traceId, (x) => named(x, 'mesh.authz.check').length > 0 && named(x, 'coordination').length > 0);
+  const t = await stack.jaeger.waitForTrace(tp.traceId, (x) =>
+    named(x, 'mesh.authz.check').length > 0 && named(x, 'coordination').length > 0 && x.spans.some((s) => s.operationName.includes('Authorization.Check')),
+  );
   const check = one(t, 'mesh.authz.check');
   envoyParent(t, check, 'envoy.service.auth.v3.Authorization.Check');
   assert.equal(tag(check, 'mesh.decision'), 'deny');
@@ -136,7 +141,13 @@ test('an allowed coordination call: the callee receives the trace context, and C
   const echo = (await res.json()) as { received: { headers: Record<string, string> } };
   // Envoy forwards its own upstream span as the callee's parent: the same trace id reaches the agent.
   assert.equal(echo.received.headers.traceparent?.split('-')[1], tp.traceId);
-  const t = await stack.jaeger.waitForTrace(tp.traceId, (x) => named(x, 'mesh.authz.check').length > 0 && named(x, 'mesh.extproc.request_body').length > 0);
+  // Envoy and mesh-pep export in their own batches: wait for both sides' spans.
+  const t = await stack.jaeger.waitForTrace(tp.traceId, (x) =>
+    named(x, 'mesh.authz.check').length > 0 &&
+    named(x, 'mesh.extproc.stream').length > 0 &&
+    named(x, 'coordination').length > 0 &&
+    x.spans.some((s) => s.operationName.includes('ExternalProcessor.Process')),
+  );
   const check = one(t, 'mesh.authz.check');
   envoyParent(t, check, 'envoy.service.auth.v3.Authorization.Check');
   assert.equal(tag(check, 'mesh.agent.role'), 'ORCHESTRATOR');
