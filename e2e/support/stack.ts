@@ -26,6 +26,7 @@ import {
   type JsonObject,
   type MeshPepProcess,
   type RunningEnvoy,
+  type StartEnvoyOptions,
 } from '../../tools/envoy/index.js';
 import { RecordingUpstream } from './upstream.js';
 
@@ -76,7 +77,7 @@ function addRoutes(cfg: JsonObject): void {
     ...EXTRA_ROUTES.map((r) => ({
       match: { prefix: r.prefix },
       route: { cluster: r.cluster, prefix_rewrite: '/', timeout: '10s' },
-      decorator: { operation: r.domain },
+      decorator: { operation: r.domain, propagate: false },
       typed_per_filter_config: {
         'envoy.filters.http.ext_authz': {
           '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute',
@@ -107,7 +108,7 @@ export interface Stack {
   port: number;
   token(agentId: string, role: string, opts?: TokenOptions): Promise<string>;
   /** The shipped config rendered for this stack, with a further named change, run as another Envoy. */
-  extraEnvoy(patch: (cfg: JsonObject) => void): Promise<RunningEnvoy>;
+  extraEnvoy(patch: (cfg: JsonObject) => void, opts?: Partial<StartEnvoyOptions>): Promise<RunningEnvoy>;
   /** mesh-pep again on the same ports (after `pep.stop()`), so Envoy's cluster finds it. */
   restartPep(): Promise<MeshPepProcess>;
   stop(): Promise<void>;
@@ -184,10 +185,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
           ...(t.spiffe ? { spiffeId: t.spiffe } : {}),
           ...(t.now !== undefined ? { now: t.now } : {}),
         }),
-      async extraEnvoy(patch) {
+      async extraEnvoy(patch, envoyOpts = {}) {
         const c = render(patch);
         await validateEnvoyConfig(bin.path, c);
-        const e = await startEnvoy(c, { binary: bin.path });
+        const e = await startEnvoy(c, { ...envoyOpts, binary: bin.path });
         extra.push(e);
         return e;
       },

@@ -4,6 +4,7 @@ import type { DomainPolicy } from '../../config/types.js';
 import type { ReasonCode } from '../../policy/reasons.js';
 import { processBody, type BodyVerdict, type PayloadDigest, type PayloadScan } from '../../protect/pipeline.js';
 import { tierModule } from '../../protect/registry.js';
+import { protectedRequestRepresentation } from '../../protect/representation.js';
 import type { ServerContext } from '../../server/context.js';
 import { BodyBuffer, BodyTally } from './body-buffer.js';
 import { resolveFlow, type Flow } from './flow.js';
@@ -11,6 +12,7 @@ import {
   NO_HEADER_CHANGES,
   ProtocolViolation,
   type BodyPhase,
+  type HeaderChanges,
   type HeadersPhase,
   type Inbound,
   type InboundMessage,
@@ -38,6 +40,8 @@ export interface PhaseNote {
 }
 
 type Outcome = 'transform' | 'pass' | 'deny' | 'observe';
+
+const BINDING_HEADER = 'x-mesh-binding';
 
 type Active = Extract<StreamState, { at: 'request' | 'response' }>;
 
@@ -137,7 +141,15 @@ export class ExtProcStream {
     const est: Established = { flow, module, observe: msg.observability };
     if (m.phase === 'request_headers') {
       this.state = { ...est, at: 'request', contentType: m.headers.get('content-type'), body: m.endOfStream ? { stage: 'absent' } : { stage: 'expected' } };
-      return this.answer(est, { type: 'headers', phase: m.phase, headers: NO_HEADER_CHANGES });
+      // Check's MAC for ext_proc ends here: real Envoy forwards every request header to the callee.
+      const remove = m.headers.has(BINDING_HEADER) ? [BINDING_HEADER] : [];
+      if (m.endOfStream) return this.answer(est, { type: 'headers', phase: m.phase, headers: remove.length ? { set: [], remove } : NO_HEADER_CHANGES });
+      // A body follows and will be replaced. In STREAMED and FULL_DUPLEX_STREAMED modes these headers
+      // go on before the body, and body answers cannot change them: label the protected body now and
+      // drop the plaintext's length (the body answer sets both again, exactly, where Envoy honours it).
+      const rep = protectedRequestRepresentation(flow.domain);
+      const set: Array<readonly [string, string]> = [['content-type', rep.contentType], ...Object.entries(rep.headers)];
+      return this.answer(est, { type: 'headers', phase: m.phase, headers: { set, remove: [...remove, 'content-length'] } });
     }
     return this.enterResponse(est, m);
   }
@@ -233,10 +245,15 @@ export class ExtProcStream {
       ];
       return { type: 'body', phase, body: { kind: 'replace', body: verdict.body }, headers: { set, remove: [] } };
     }
+    // A request body left as it is (an empty one) loses the protected label the headers answer gave it.
+    const unlabel: HeaderChanges =
+      direction(phase) === 'request'
+        ? { set: s.contentType ? [['content-type', s.contentType]] : [], remove: [...Object.keys(protectedRequestRepresentation(flow.domain).headers), ...(s.contentType ? [] : ['content-type'])] }
+        : NO_HEADER_CHANGES;
     // Earlier chunks were cleared from Envoy's copy: the last answer must carry the whole body again.
     return earlierChunksCleared
-      ? { type: 'body', phase, body: { kind: 'replace', body }, headers: NO_HEADER_CHANGES }
-      : { type: 'body', phase, body: { kind: 'keep' }, headers: NO_HEADER_CHANGES };
+      ? { type: 'body', phase, body: { kind: 'replace', body }, headers: unlabel }
+      : { type: 'body', phase, body: { kind: 'keep' }, headers: unlabel };
   }
 
   private async observeBody(s: Active, stage: BodyStage, m: Extract<Inbound, { type: 'body' }>): Promise<undefined> {
