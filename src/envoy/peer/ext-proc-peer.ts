@@ -74,7 +74,7 @@ export interface ExchangeResult {
   /** Header mutations Envoy would have ignored under the configured mutation rules. */
   rejectedMutations: string[];
   /** Why Envoy answered locally, when it did. */
-  localReason: 'immediate_response' | 'stream_error' | 'content_length_mismatch' | undefined;
+  localReason: 'immediate_response' | 'stream_error' | 'content_length_mismatch' | 'earlier_filter' | undefined;
   /** The gRPC status the server ended the stream with. */
   grpcStatus: grpc.status;
   /** Message types sent and answered, in order (for assertions on the protocol itself). */
@@ -338,6 +338,23 @@ export class EnvoyPeer {
    * `upstream` answer, and returns what the callee and the client each saw.
    */
   async exchange(request: HttpRequest, upstream: (req: NonNullable<ExchangeResult['upstreamRequest']>) => Promise<HttpResponse> | HttpResponse): Promise<ExchangeResult> {
+    return this.run(request, upstream);
+  }
+
+  /**
+   * The local reply of an earlier filter (ext_authz's deny, or its `status_on_error`) as Envoy 1.40
+   * really handles it: Envoy runs it through every encoder filter, so this filter opens a stream at
+   * response headers (no request headers, no Check metadata) and sends the reply's body as configured.
+   * What the client gets is whatever that stream makes of it.
+   */
+  async localReply(reply: HttpResponse): Promise<ExchangeResult> {
+    return this.run(undefined, () => reply);
+  }
+
+  private async run(
+    request: HttpRequest | undefined,
+    upstream: (req: NonNullable<ExchangeResult['upstreamRequest']>) => Promise<HttpResponse> | HttpResponse,
+  ): Promise<ExchangeResult> {
     const mode = this.opts.mode;
     const observe = this.opts.observability === true;
     const allowEnvoy = this.opts.allowEnvoy === true;
@@ -421,17 +438,24 @@ export class EnvoyPeer {
     };
 
     try {
-      const req = await phase(
-        'request',
-        request.headers,
-        request.body ?? Buffer.alloc(0),
-        request.trailers,
-        mode.requestHeaders ?? 'SEND',
-        mode.requestBody,
-        mode.requestTrailers ?? 'SKIP',
-      );
-      upstreamRequest = req;
-      const res = await upstream(req);
+      let res: HttpResponse;
+      if (request) {
+        const req = await phase(
+          'request',
+          request.headers,
+          request.body ?? Buffer.alloc(0),
+          request.trailers,
+          mode.requestHeaders ?? 'SEND',
+          mode.requestBody,
+          mode.requestTrailers ?? 'SKIP',
+        );
+        upstreamRequest = req;
+        res = await upstream(req);
+      } else {
+        // An earlier filter's local reply: nothing went upstream; the reply alone crosses this filter.
+        res = await upstream({ headers: [], body: Buffer.alloc(0), trailers: undefined });
+        localReason = 'earlier_filter';
+      }
       const out = await phase(
         'response',
         [[':status', String(res.status)], ...res.headers],
