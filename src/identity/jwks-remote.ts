@@ -7,6 +7,7 @@ import {
   type JwksSource,
   type KeySnapshot,
 } from './jwks-source.js';
+import { isLoopbackUrl } from './loopback.js';
 
 export interface RemoteJwksOptions {
   /** Abort a fetch (connect, headers and body) after this long; default 5000 ms. */
@@ -67,6 +68,9 @@ export class RemoteJwksSource implements JwksSource {
     }
     if (url.protocol !== 'https:' && url.protocol !== 'http:') {
       throw new TypeError(`issuer jwks_uri must be http(s), got ${url.protocol}`);
+    }
+    if (url.protocol === 'http:' && !isLoopbackUrl(url.href)) {
+      throw new TypeError('issuer jwks_uri must be https (plain http is accepted only for loopback hosts)');
     }
     this.uri = url.href;
     this.#timeoutMs = opts.timeoutMs ?? 5000;

@@ -8,7 +8,8 @@ import type { AllowDecision, Decision, DecisionStep, DenyDecision } from './deci
 import type { ReasonCode } from './reasons.js';
 import type { RequestAttributes } from './request.js';
 import { selectDomain } from './select-domain.js';
-import { bindDecision } from './binding.js';
+import { isEgressHop } from '../audit/level.js';
+import { BINDING_METADATA_FIELD, bindDecision, bindingHost } from './binding.js';
 
 export interface CredentialSource {
   verify(token: string): Promise<VerifiedCredential>;
@@ -152,7 +153,9 @@ export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<
     }
   }
 
-  return allow(req, domain, cred, agent, id, steps, deps.pseudonyms.bindingKey(), now);
+  // Explain shows what Check would answer, but never a binding: a caller of the admin API could
+  // otherwise obtain a MAC for a request it then sends through ext_proc without Check.
+  return allow(req, domain, cred, agent, id, steps, deps.explain ? undefined : deps.pseudonyms.bindingKey(), now);
 }
 
 /** A plain loop rather than `MESH_HEADER_PREFIXES.some(...)`: no closure per request header. */
@@ -168,19 +171,25 @@ function allow(
   agent: string,
   id: string,
   steps: Steps,
-  bindingKey: Uint8Array,
+  bindingKey: Uint8Array | undefined,
   now: number,
 ): AllowDecision {
   const role = cred.role!;
   const agentHeader = domain.metadataMasking ? 'x-agent-pseudonym' : 'x-agent-id';
+  const principal = req.sourcePrincipal ?? '';
+  // The route as Envoy sent it, so ext_proc recomputes the same MAC from its own request headers.
+  const authority = req.headers.get(':authority') ?? req.host;
+  const binding = bindingKey
+    ? bindDecision(bindingKey, { decisionId: id, domain: domain.name, role, agent, host: bindingHost(authority), path: req.path, method: req.method, principal }, now)
+    : undefined;
   const setHeaders: Array<readonly [string, string]> = [
     ['x-agent-role', role],
     ['x-mesh-domain', domain.name],
     ['x-mesh-tier', domain.tier],
     ['x-mesh-decision-id', id],
     [agentHeader, agent],
-    ['x-mesh-binding', bindDecision(bindingKey, { decisionId: id, domain: domain.name, role, agent }, now)],
   ];
+  if (binding) setHeaders.push(['x-mesh-binding', binding]);
   // Credentials never reach the callee; topology headers go in masking domains; client-sent
   // x-agent-* / x-mesh-* that Check does not overwrite are removed so none survives.
   const remove = new Set<string>(['authorization']);
@@ -196,6 +205,18 @@ function allow(
       : `no metadata masking; removed: ${removeHeaders.join(', ')}`,
   );
   steps.add('respond', 'pass', () => 'allow');
+  const metadata: Record<string, string> = {
+    domain: domain.name,
+    tier: domain.tier,
+    role,
+    decision_id: id,
+    [domain.metadataMasking ? 'agent_pseudonym' : 'agent_id']: agent,
+  };
+  // ext_proc checks the same MAC on the metadata path, against the route it sees.
+  if (binding) metadata[BINDING_METADATA_FIELD] = binding;
+  if (principal) metadata['source_principal'] = principal;
+  // OUTPUT_ONLY domains audit egress payloads: ext_proc only knows the hop from here.
+  if (isEgressHop(req.contextExtensions)) metadata['hop'] = 'egress';
   return {
     kind: 'allow',
     reason: 'ok',
@@ -209,13 +230,7 @@ function allow(
     role,
     setHeaders,
     removeHeaders,
-    metadata: {
-      domain: domain.name,
-      tier: domain.tier,
-      role,
-      decision_id: id,
-      [domain.metadataMasking ? 'agent_pseudonym' : 'agent_id']: agent,
-    },
+    metadata,
     steps: steps.list,
   };
 }

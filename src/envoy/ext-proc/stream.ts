@@ -4,6 +4,7 @@ import type { DomainPolicy } from '../../config/types.js';
 import type { ReasonCode } from '../../policy/reasons.js';
 import { processBody, type BodyVerdict, type PayloadDigest, type PayloadScan } from '../../protect/pipeline.js';
 import { tierModule } from '../../protect/registry.js';
+import { CHECK_TO_EXTPROC_HEADERS } from '../../policy/binding.js';
 import type { ServerContext } from '../../server/context.js';
 import { BodyBuffer, BodyTally } from './body-buffer.js';
 import { resolveFlow, type Flow } from './flow.js';
@@ -115,7 +116,7 @@ export class ExtProcStream {
     // Response headers first means Envoy skips request headers: only the metadata can name the domain
     // (a response header never can: it comes from the callee).
     const requestHeaders = m.phase === 'request_headers' ? m.headers : undefined;
-    const flow = resolveFlow(ctx.policy(), ctx.pseudonyms, msg.authz, requestHeaders);
+    const flow = resolveFlow(ctx.policy(), ctx.pseudonyms, msg.authz, requestHeaders, msg.principal);
     if (flow && this.traceId) flow.traceId = this.traceId;
     if (!flow) return this.refuse(undefined, m.phase, 'no_policy', msg.observability, undefined);
     let module;
@@ -128,7 +129,9 @@ export class ExtProcStream {
     const est: Established = { flow, module, observe: msg.observability };
     if (m.phase === 'request_headers') {
       this.state = { ...est, at: 'request', contentType: m.headers.get('content-type'), body: m.endOfStream ? { stage: 'absent' } : { stage: 'expected' } };
-      return this.answer(est, { type: 'headers', phase: m.phase, headers: NO_HEADER_CHANGES });
+      // Check's helper headers (the binding MAC) end here: the callee must never hold one.
+      const remove = CHECK_TO_EXTPROC_HEADERS.filter((h) => m.headers.has(h));
+      return this.answer(est, { type: 'headers', phase: m.phase, headers: remove.length ? { set: [], remove } : NO_HEADER_CHANGES });
     }
     return this.enterResponse(est, m);
   }
