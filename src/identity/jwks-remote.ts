@@ -1,10 +1,11 @@
-import { errors, type JWTVerifyGetKey } from 'jose';
+import { errors } from 'jose';
 import {
   JwksUnavailableError,
   parseKeySet,
   RemovalListeners,
   removedKeys,
   type JwksSource,
+  type KeyLookup,
   type KeySnapshot,
 } from './jwks-source.js';
 import { isLoopbackUrl } from './loopback.js';
@@ -86,7 +87,7 @@ export class RemoteJwksSource implements JwksSource {
     return [...(this.#snapshot?.keyIds ?? [])];
   }
 
-  onKeysRemoved(listener: (removed: ReadonlySet<string | undefined>) => void): void {
+  onKeysRemoved(listener: (removed: ReadonlySet<string>) => void): void {
     this.#listeners.add(listener);
   }
 
@@ -99,7 +100,7 @@ export class RemoteJwksSource implements JwksSource {
     return this.#inflight;
   }
 
-  getKey: JWTVerifyGetKey = async (header, token) => {
+  getKey: KeyLookup = async (header, token, used) => {
     const now = this.#now();
     const coolingDown = now - this.#lastAttemptAt < this.#cooldownMs;
     if (!this.#snapshot) {
@@ -115,7 +116,7 @@ export class RemoteJwksSource implements JwksSource {
       void this.refresh();
     }
     try {
-      return await this.#snapshot.getKey(header, token);
+      return await this.#snapshot.getKey(header, token, used);
     } catch (err) {
       if (!(err instanceof errors.JWKSNoMatchingKey)) throw err;
       if (this.#inflight) await this.#inflight;
@@ -123,7 +124,7 @@ export class RemoteJwksSource implements JwksSource {
       else throw err;
       const snapshot = this.#snapshot;
       if (!snapshot) throw err;
-      return snapshot.getKey(header, token);
+      return snapshot.getKey(header, token, used);
     }
   };
 

@@ -4,7 +4,7 @@ import { CredentialError } from '../errors.js';
 import { CredentialCache } from './credential-cache.js';
 import { FileJwksSource } from './jwks-file.js';
 import { RemoteJwksSource, type RemoteJwksOptions } from './jwks-remote.js';
-import { JwksUnavailableError, type JwksSource } from './jwks-source.js';
+import { JwksUnavailableError, keyRefId, MissingKidError, type JwksSource, type KeyUse } from './jwks-source.js';
 
 export interface VerifiedCredential {
   agentId: string;
@@ -14,7 +14,12 @@ export interface VerifiedCredential {
   issuedAtMs: number;
   expiresAtMs: number;
   jti: string | undefined;
+  /**
+   * The issuer key that verified the signature (not what the token's header claims): its kid, if the
+   * JWK has one, and its RFC 7638 thumbprint. Revocation by key and cache invalidation use these.
+   */
   kid: string | undefined;
+  keyThumbprint: string | undefined;
 }
 
 export interface VerifierOptions {
@@ -85,7 +90,7 @@ export class CredentialVerifier {
       this.#source = file;
     }
     this.#source?.onKeysRemoved((removed) => {
-      this.invalidate((c) => removed.has(c.kid));
+      this.invalidate((c) => c.keyThumbprint === undefined || removed.has(keyRefId({ kid: c.kid, thumbprint: c.keyThumbprint })));
     });
   }
 
@@ -141,8 +146,10 @@ export class CredentialVerifier {
     }
     const { issuer, audiences, clockSkewMs } = this.#settings;
     let result: JWTVerifyResult<JWTPayload>;
+    const used: KeyUse = {};
+    const source = this.#source;
     try {
-      result = await jwtVerify(token, this.#source.getKey, {
+      result = await jwtVerify(token, (header, jws) => source.getKey(header, jws, used), {
         algorithms: this.#algorithms,
         issuer,
         audience: audiences.length > 0 ? [...audiences] : undefined,
@@ -154,6 +161,8 @@ export class CredentialVerifier {
       throw mapError(err, token, this.#algorithms);
     }
     const { payload, protectedHeader } = result;
+    // The lookup always records the key it returned; without one, the key is unknown: fail closed.
+    if (!used.key) throw invalid('issuer key that verified the credential is unknown', token);
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
       throw invalid('credential "sub" claim must be a non-empty string', token);
     }
@@ -178,7 +187,8 @@ export class CredentialVerifier {
       issuedAtMs: iat * 1000,
       expiresAtMs: exp * 1000,
       jti: typeof payload.jti === 'string' ? payload.jti : undefined,
-      kid: typeof protectedHeader.kid === 'string' ? protectedHeader.kid : undefined,
+      kid: used.key.kid,
+      keyThumbprint: used.key.thumbprint,
     });
   }
 }
@@ -193,7 +203,7 @@ function mapError(err: unknown, token: string, algorithms: readonly string[]): C
     return new CredentialError('expired_credential', 'credential has expired ("exp" is in the past)');
   }
   let message: string;
-  if (err instanceof JwksUnavailableError) {
+  if (err instanceof JwksUnavailableError || err instanceof MissingKidError) {
     message = err.message;
   } else if (err instanceof errors.JWTClaimValidationFailed) {
     message = `credential claim check failed: ${err.message}`;
