@@ -175,9 +175,15 @@ export class CredentialVerifier {
     if (iat * 1000 > this.#now() + clockSkewMs) {
       throw invalid('credential "iat" claim is in the future', token);
     }
+    checkTyp(protectedHeader.typ, token);
     const { roleClaim, spiffeClaim, attestationClaim } = this.#settings;
     const role = payload[roleClaim];
     const spiffe = payload[spiffeClaim];
+    // A present SPIFFE claim binds the credential to a workload; one of the wrong type must not quietly
+    // turn that binding off.
+    if (spiffe !== undefined && typeof spiffe !== 'string') {
+      throw invalid(`credential "${spiffeClaim}" claim must be a string`, token);
+    }
     const attestation = payload[attestationClaim];
     return Object.freeze({
       agentId: payload.sub,
@@ -190,6 +196,22 @@ export class CredentialVerifier {
       kid: used.key.kid,
       keyThumbprint: used.key.thumbprint,
     });
+  }
+}
+
+/**
+ * `typ` values of an access credential (RFC 7519 `JWT`, RFC 9068 `at+jwt`), compared as media types:
+ * case-insensitive, `application/` optional (RFC 7515 §4.1.9). Absent is accepted (many issuers omit
+ * it). Anything else (an ID token's or logout token's `+jwt` type, `JOSE`, a JWE) is another kind of
+ * token signed by the same issuer and is refused, so it cannot be replayed as an agent credential.
+ */
+const ACCEPTED_TYP = new Set(['jwt', 'at+jwt']);
+
+function checkTyp(typ: unknown, token: string): void {
+  if (typ === undefined) return;
+  const t = typeof typ === 'string' ? typ.toLowerCase().replace(/^application\//, '') : undefined;
+  if (t === undefined || !ACCEPTED_TYP.has(t)) {
+    throw invalid(`credential "typ" ${describeHeader(token, 'typ')} is not accepted (allowed: absent, JWT, at+jwt)`, token);
   }
 }
 
@@ -228,7 +250,7 @@ function mapError(err: unknown, token: string, algorithms: readonly string[]): C
 export const SAFE_HEADER_VALUE = /^[A-Za-z0-9._:=-]{1,128}$/;
 
 /** A header value fit for a log line: attacker-chosen, so only short, plain values are echoed. */
-function describeHeader(token: string, name: 'alg' | 'kid'): string {
+function describeHeader(token: string, name: 'alg' | 'kid' | 'typ'): string {
   let value: unknown;
   try {
     value = decodeProtectedHeader(token)[name];
