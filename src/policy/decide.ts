@@ -24,6 +24,11 @@ export interface DecisionGuard {
 
 export interface DecideDeps {
   policy: CompiledPolicy;
+  /**
+   * The policy in force now. Read again once the credential is verified (which can wait seconds on
+   * an issuer JWKS fetch): roles, zones or a domain removed by a reload meanwhile must not allow.
+   */
+  currentPolicy?: () => CompiledPolicy;
   credentials: CredentialSource;
   pseudonyms: Pseudonymizer;
   guards?: readonly DecisionGuard[];
@@ -77,12 +82,13 @@ export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<
   const now = deps.now?.() ?? Date.now();
 
   // classify
-  const choice = selectDomain(deps.policy, req.host, req.path, req.contextExtensions.domain);
+  let policy = deps.policy;
+  const choice = selectDomain(policy, req.host, req.path, req.contextExtensions.domain);
   if (!choice.domain) {
     steps.add('classify', 'fail', () => choice.why);
     return deny('no_policy', steps, id, undefined);
   }
-  const domain = choice.domain;
+  let domain = choice.domain;
   steps.add('classify', 'pass', () => `${choice.why}; tier ${domain.tier}`);
 
   // identify
@@ -102,7 +108,20 @@ export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<
     steps.add('identify', 'fail', () => `credential rejected: ${e instanceof Error ? e.message : 'unknown error'}`);
     return deny(code, steps, id, domain);
   }
-  const skew = deps.policy.identity.clockSkewMs;
+  // The verification may have waited on the issuer's JWKS while a reload swapped the policy: decide
+  // on the policy current now, classifying again, so no allow mixes an old policy with new state.
+  const latest = deps.currentPolicy?.();
+  if (latest !== undefined && latest !== policy) {
+    policy = latest;
+    const again = selectDomain(policy, req.host, req.path, req.contextExtensions.domain);
+    if (!again.domain) {
+      steps.add('classify', 'fail', () => `policy reloaded during verification: ${again.why}`);
+      return deny('no_policy', steps, id, undefined);
+    }
+    domain = again.domain;
+    steps.add('classify', 'pass', () => `policy reloaded during verification; ${again.why}; tier ${domain.tier}`);
+  }
+  const skew = policy.identity.clockSkewMs;
   if (cred.issuedAtMs > now + skew) {
     steps.add('identify', 'fail', () => 'credential issued in the future');
     return deny('invalid_credential', steps, id, domain);
@@ -136,7 +155,7 @@ export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<
 
   // attest
   if (domain.attestationRequired) {
-    if (cred.attestation === undefined || !deps.policy.trustedMeasurements.has(cred.attestation)) {
+    if (cred.attestation === undefined || !policy.trustedMeasurements.has(cred.attestation)) {
       steps.add('attest', 'fail', () => (cred.attestation === undefined ? 'no attestation claim' : 'attestation measurement is not trusted'));
       return deny('attestation_failed', steps, id, domain, who);
     }
