@@ -52,7 +52,7 @@ describe('request headers as the callee gets them', () => {
   it('x-mesh-binding (Check to ext_proc only) is removed in the request-headers answer', async () => {
     const p = new EnvoyPeer({ address: t.address, mode: { requestBody: 'BUFFERED', responseBody: 'NONE' } });
     try {
-      const headers: Array<[string, string]> = [[':method', 'GET'], [':path', '/n'], [':authority', 'notes'], ...checkedHeaders('notes')];
+      const headers: Array<[string, string]> = [[':method', 'GET'], [':path', '/n'], [':authority', 'notes'], ...checkedHeaders('notes', { method: 'GET', path: '/n', authority: 'notes' })];
       assert.ok(header(headers, 'x-mesh-binding'));
       const r = await p.exchange({ headers }, () => ({ status: 204, headers: [] }));
       assert.equal(r.kind, 'upstream');
@@ -67,7 +67,7 @@ describe('request headers as the callee gets them', () => {
     const p = new EnvoyPeer({ address: t.address, mode: { requestBody: 'STREAMED', responseBody: 'NONE' }, chunkSize: 8 });
     try {
       const body = Buffer.from(JSON.stringify({ note: 'plain text note' }));
-      const headers: Array<[string, string]> = [[':method', 'PUT'], [':path', '/n'], [':authority', 'notes'], ['content-type', 'application/json'], ['content-length', String(body.length)], ...checkedHeaders('notes')];
+      const headers: Array<[string, string]> = [[':method', 'PUT'], [':path', '/n'], [':authority', 'notes'], ['content-type', 'application/json'], ['content-length', String(body.length)], ...checkedHeaders('notes', { method: 'PUT', path: '/n', authority: 'notes' })];
       const r = await p.exchange({ headers, body }, () => ({ status: 204, headers: [] }));
       assert.equal(r.kind, 'upstream');
       const got = r.upstreamRequest!;

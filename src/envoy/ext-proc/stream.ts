@@ -5,6 +5,7 @@ import type { ReasonCode } from '../../policy/reasons.js';
 import { processBody, type BodyVerdict, type PayloadDigest, type PayloadScan } from '../../protect/pipeline.js';
 import { tierModule } from '../../protect/registry.js';
 import { protectedRequestRepresentation } from '../../protect/representation.js';
+import { CHECK_TO_EXTPROC_HEADERS } from '../../policy/binding.js';
 import type { ServerContext } from '../../server/context.js';
 import { BodyBuffer, BodyTally } from './body-buffer.js';
 import { resolveFlow, type Flow } from './flow.js';
@@ -40,8 +41,6 @@ export interface PhaseNote {
 }
 
 type Outcome = 'transform' | 'pass' | 'deny' | 'observe';
-
-const BINDING_HEADER = 'x-mesh-binding';
 
 type Active = Extract<StreamState, { at: 'request' | 'response' }>;
 
@@ -128,7 +127,7 @@ export class ExtProcStream {
     // Response headers first means Envoy skips request headers: only the metadata can name the domain
     // (a response header never can: it comes from the callee).
     const requestHeaders = m.phase === 'request_headers' ? m.headers : undefined;
-    const flow = resolveFlow(ctx.policy(), ctx.pseudonyms, msg.authz, requestHeaders);
+    const flow = resolveFlow(ctx.policy(), ctx.pseudonyms, msg.authz, requestHeaders, msg.principal);
     if (flow && this.traceId) flow.traceId = this.traceId;
     if (!flow) return this.refuse(undefined, m.phase, 'no_policy', msg.observability, undefined);
     let module;
@@ -141,8 +140,8 @@ export class ExtProcStream {
     const est: Established = { flow, module, observe: msg.observability };
     if (m.phase === 'request_headers') {
       this.state = { ...est, at: 'request', contentType: m.headers.get('content-type'), body: m.endOfStream ? { stage: 'absent' } : { stage: 'expected' } };
-      // Check's MAC for ext_proc ends here: real Envoy forwards every request header to the callee.
-      const remove = m.headers.has(BINDING_HEADER) ? [BINDING_HEADER] : [];
+      // Check's helper headers (the binding MAC) end here: real Envoy forwards every request header to the callee.
+      const remove = CHECK_TO_EXTPROC_HEADERS.filter((h) => m.headers.has(h));
       if (m.endOfStream) return this.answer(est, { type: 'headers', phase: m.phase, headers: remove.length ? { set: [], remove } : NO_HEADER_CHANGES });
       // A body follows and will be replaced. In STREAMED and FULL_DUPLEX_STREAMED modes these headers
       // go on before the body, and body answers cannot change them: label the protected body now and

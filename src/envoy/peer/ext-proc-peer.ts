@@ -45,8 +45,13 @@ export interface PeerOptions {
   allowEnvoy?: boolean;
   /** gRPC call metadata Envoy sends with the stream (its trace context: `traceparent`, `x-b3-*`). */
   callMetadata?: Record<string, string>;
-  /** String fields of the ext_authz dynamic metadata forwarded in `metadata_context`. */
-  authzMetadata?: Record<string, string>;
+  /**
+   * String fields of the ext_authz dynamic metadata forwarded in `metadata_context`; a function gets
+   * the exchange's request headers (what Check saw), for metadata bound to the request.
+   */
+  authzMetadata?: Record<string, string> | ((requestHeaders: HeaderList) => Record<string, string>);
+  /** The client's mTLS URI SAN, sent as the `connection.uri_san_peer_certificate` request attribute. */
+  principalAttribute?: string;
   /** Chunk size for STREAMED bodies. */
   chunkSize?: number;
 }
@@ -325,10 +330,19 @@ export class EnvoyPeer {
     return (this.client as unknown as { Process(md: grpc.Metadata): grpc.ClientDuplexStream<object, WireProcessingResponse> }).Process(md);
   }
 
+  /** Request headers of the exchange in progress (for `authzMetadata` given as a function). */
+  private requestHeaders: HeaderList = [];
+
   private envelope(member: string, payload: object, first: boolean): object {
+    const md = this.opts.authzMetadata;
+    const principal = this.opts.principalAttribute;
     return {
       [member]: payload,
-      ...(first && this.opts.authzMetadata ? { metadata_context: toStruct(this.opts.authzMetadata) } : {}),
+      ...(first && md ? { metadata_context: toStruct(typeof md === 'function' ? md(this.requestHeaders) : md) } : {}),
+      // Envoy sends `request_attributes` with the request headers message.
+      ...(member === 'request_headers' && principal !== undefined
+        ? { attributes: { 'envoy.filters.http.ext_proc': { fields: { 'connection.uri_san_peer_certificate': { stringValue: principal } } } } }
+        : {}),
       observability_mode: this.opts.observability === true,
     };
   }
@@ -355,6 +369,7 @@ export class EnvoyPeer {
     request: HttpRequest | undefined,
     upstream: (req: NonNullable<ExchangeResult['upstreamRequest']>) => Promise<HttpResponse> | HttpResponse,
   ): Promise<ExchangeResult> {
+    this.requestHeaders = request?.headers ?? [];
     const mode = this.opts.mode;
     const observe = this.opts.observability === true;
     const allowEnvoy = this.opts.allowEnvoy === true;

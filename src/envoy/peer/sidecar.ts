@@ -20,6 +20,8 @@ export interface SidecarRequest {
   principal?: string;
   /** The route's `context_extensions.domain`. */
   domain?: string;
+  /** Further `context_extensions` of the route (e.g. `hop: egress`). */
+  extensions?: Record<string, string>;
 }
 
 export interface CheckView {
@@ -54,6 +56,7 @@ export class SidecarPeer {
       headers: req.headers,
       principal: req.principal,
       domain: req.domain,
+      ...(req.extensions ? { extensions: req.extensions } : {}),
     });
     return new Promise((resolve, reject) =>
       (this.authz as unknown as { Check: Function }).Check(checkRequest, { deadline: Date.now() + 10_000 }, (e: Error | null, r: CheckView) => (e ? reject(e) : resolve(r))),
