@@ -11,7 +11,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { verifyAuditChain } from '../../src/audit/verify.js';
 import { loadPolicyFile } from '../../src/config/load.js';
 import { mintPolicyToken } from '../../src/identity/dev-issuer.js';
@@ -39,7 +38,7 @@ interface Echo {
 // Headers an agent runtime or a previous proxy hop typically adds: masking domains strip them.
 const TOPOLOGY = { 'x-forwarded-for': '10.12.0.7', 'x-sender-ip': '10.12.0.7', 'x-routing-path': 'orch>retr>mem', 'user-agent': 'agent-runtime/1.4' };
 // A client that tries to speak for the mesh: these never survive.
-const SPOOFED = { 'x-agent-id': 'spoofed-admin', 'x-mesh-domain': 'coordination' };
+const SPOOFED = { 'x-agent-id': 'spoofed-admin', 'x-mesh-domain': 'agent_memory' };
 
 const short = (list: readonly string[], n = 4) => (list.length <= n ? list.join(', ') : `${list.slice(0, n).join(', ')} +${list.length - n} more`);
 const clip = (s: string, n = 60) => (s.length > n ? `${s.slice(0, n)}…` : s);
@@ -135,7 +134,7 @@ async function main(): Promise<void> {
     const auditFile = policy.audit.file;
     const chain = await verifyAuditChain(auditFile);
     const count = (await readFile(auditFile, 'utf8')).trim().split('\n').length;
-    process.stdout.write(`\nAudit: ${count} hash-chained records in ${path.relative(process.cwd(), auditFile)} (chain ${chain.ok ? 'verified' : 'BROKEN'}).\n`);
+    process.stdout.write(`\nAudit: ${count} hash-chained records in ${auditFile} (chain ${chain.ok ? 'verified' : 'BROKEN'}; the folder goes when the demo stops).\n`);
     process.stdout.write(`\nJaeger UI: ${stack.jaeger.uiUrl}  (services envoy-agents-ingress and mesh-pep)\n`);
     for (const r of rows) process.stdout.write(`  ${r.hop.padEnd(widths.hop)}  ${stack.jaeger.uiUrl}/trace/${r.traceId}\n`);
     if (!chain.ok) process.exitCode = 1;
