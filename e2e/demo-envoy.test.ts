@@ -40,7 +40,7 @@ test('npm run demo:envoy prints the hop table, the audit chain and a Jaeger trac
   assert.match(row('forged credential'), /DENY 401 invalid_credential/);
   assert.match(row('analyst → enclave: leaks an SSN'), /DENY 403 dlp_blocked/);
 
-  assert.match(out, /Audit: \d+ hash-chained records in .* \(chain verified\)/);
+  assert.match(out, /Audit: \d+ hash-chained records in .* \(chain verified;/);
   assert.match(out, /Jaeger UI: http:\/\/127\.0\.0\.1:\d+ /);
   const traces = out.match(/http:\/\/127\.0\.0\.1:\d+\/trace\/[0-9a-f]{32}/g) ?? [];
   assert.equal(new Set(traces).size, 9, `one trace per hop:\n${out}`);
