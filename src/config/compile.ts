@@ -33,7 +33,8 @@ function compileDomain(d: RawDomain, g: GlobalSettings, keysDir: string, resolve
     maxTokenAgeMs: d.max_token_age_ms ?? g.credentialRotationIntervalMs,
     attestationRequired: d.attestation_required ?? false,
     match: d.match
-      ? { hosts: unique(d.match.hosts ?? []), pathPrefixes: [...(d.match.path_prefixes ?? [])] }
+      ? // Hosts compare case-insensitively and without the DNS root's trailing dot (policy/normalize.ts).
+        { hosts: unique((d.match.hosts ?? []).map((h) => h.toLowerCase().replace(/\.$/, ''))), pathPrefixes: [...(d.match.path_prefixes ?? [])] }
       : undefined,
     // Only masking domains strip topology; every domain strips the credential (added by the core).
     maskRequestHeaders: masking ? unique([...TOPOLOGY_REQUEST_HEADERS, ...(d.mask_headers ?? [])]) : unique(d.mask_headers ?? []),
