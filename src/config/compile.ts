@@ -82,6 +82,7 @@ export function compilePolicy(raw: RawPolicy, source: string, hash: string): Com
     maxConcurrentChecks: srv?.max_concurrent_checks ?? DEFAULTS.maxConcurrentChecks,
     maxConcurrentStreams: srv?.max_concurrent_streams ?? DEFAULTS.maxConcurrentStreams,
     maxRequestHeaderBytes: srv?.max_request_header_bytes ?? DEFAULTS.maxRequestHeaderBytes,
+    maxInflightBodyBytes: srv?.max_inflight_body_bytes ?? DEFAULTS.maxInflightBodyBytes,
   };
   const policy: CompiledPolicy = {
     source,

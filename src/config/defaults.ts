@@ -25,6 +25,10 @@ export const DEFAULTS = {
   maxConcurrentChecks: 4096,
   maxConcurrentStreams: 1024,
   maxRequestHeaderBytes: 64 * 1024,
+  // 256 MiB per process: the default 1 MiB bodies of every default stream slot fit 4 times over,
+  // while the largest allowed body (64 MiB) still fits 4 at once. Copies made while protecting a
+  // body (about 2-3x its size) come on top, so the heap peak stays near 1 GiB in the worst case.
+  maxInflightBodyBytes: 256 * 1024 * 1024,
   sharedIdentityWindowMs: 300_000,
   sharedIdentityMaxAgents: 100_000,
 } as const;

@@ -29,6 +29,7 @@ export interface RawServerSettings {
   max_concurrent_checks?: number;
   max_concurrent_streams?: number;
   max_request_header_bytes?: number;
+  max_inflight_body_bytes?: number;
 }
 
 export interface RawPolicy {

@@ -123,6 +123,7 @@ const serverSection: FieldSchema = {
     max_concurrent_checks: { kind: 'integer', min: 1, max: 1_000_000 },
     max_concurrent_streams: { kind: 'integer', min: 1, max: 1_000_000 },
     max_request_header_bytes: { kind: 'integer', min: 1024, max: 16 * 1024 * 1024 },
+    max_inflight_body_bytes: { kind: 'integer', min: 65_536, max: 64 * 1024 * 1024 * 1024 },
   },
 };
 

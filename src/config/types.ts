@@ -161,6 +161,8 @@ export interface ServerSettings {
   maxConcurrentStreams: number;
   /** Total bytes of request header names and values a Check accepts. */
   maxRequestHeaderBytes: number;
+  /** Body bytes all ext_proc streams of one process may hold at once; beyond it bodies shed `overloaded`. */
+  maxInflightBodyBytes: number;
 }
 
 export interface CompiledPolicy {

@@ -46,8 +46,8 @@ export function requestHeaderBytes(req: RequestAttributes): number {
   return n;
 }
 
-function shed(rt: Runtime, req: RequestAttributes, reason: ReasonCode): DenyDecision {
-  rt.metrics.decisions.inc({ domain: '', decision: 'deny', reason });
+function shed(rt: Runtime, req: RequestAttributes, reason: ReasonCode, count = true): DenyDecision {
+  if (count) rt.metrics.decisions.inc({ domain: '', decision: 'deny', reason });
   return unclassifiedDeny(reason, randomUUID(), [{ phase: 'classify', outcome: 'fail', detail: `refused before evaluation: ${reason}` }]);
 }
 
@@ -65,14 +65,31 @@ function deadlinePassed(deadline: grpc.Deadline | undefined): boolean {
  * cannot afford, and no shed call is ever an allow.
  */
 export async function authorizeWithLimits(rt: Runtime, req: RequestAttributes, deadline?: grpc.Deadline) {
-  if (deadlinePassed(deadline)) return shed(rt, req, 'overloaded');
+  return withCheckLimits(rt, req, deadline, () => authorize(rt, req));
+}
+
+/**
+ * The admission checks of `authorizeWithLimits` around any evaluation of a CheckRequest: Check itself
+ * and the admin API's `Explain`, which runs the same pipeline (credential verification included) and
+ * so must not be a way around the header limit or the concurrency bound. Both share one in-flight
+ * count. A refused call gets the shed deny instead of `run`'s result.
+ */
+export async function withCheckLimits<T>(
+  rt: Runtime,
+  req: RequestAttributes,
+  deadline: grpc.Deadline | undefined,
+  run: () => Promise<T>,
+  opts: { count?: boolean } = {},
+): Promise<T | DenyDecision> {
+  const count = opts.count ?? true;
+  if (deadlinePassed(deadline)) return shed(rt, req, 'overloaded', count);
   const lim = limits(rt);
-  if (requestHeaderBytes(req) > lim.maxHeaderBytes) return shed(rt, req, 'payload_too_large');
+  if (requestHeaderBytes(req) > lim.maxHeaderBytes) return shed(rt, req, 'payload_too_large', count);
   const load = loadOf(rt);
-  if (load.checks >= lim.maxChecks) return shed(rt, req, 'overloaded');
+  if (load.checks >= lim.maxChecks) return shed(rt, req, 'overloaded', count);
   load.checks++;
   try {
-    return await authorize(rt, req);
+    return await run();
   } finally {
     load.checks--;
   }

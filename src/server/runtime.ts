@@ -1,4 +1,6 @@
 import { FileAuditSink } from '../audit/file-sink.js';
+import { DEFAULTS } from '../config/defaults.js';
+import { BodyBudget } from '../envoy/ext-proc/body-buffer.js';
 import type { AuditSink } from '../audit/record.js';
 import { PolicyStore, type ReloadResult } from '../config/store.js';
 import type { CompiledPolicy, IdentitySettings } from '../config/types.js';
@@ -45,6 +47,8 @@ export class Runtime implements ServerContext {
   security: SecurityGuards | undefined;
   draining = false;
   listening = false;
+  /** One budget for the body bytes every ext_proc stream of this process holds (finding 10 of issue 17). */
+  readonly bodyBudget = new BodyBudget(() => this.store.current.server?.maxInflightBodyBytes ?? DEFAULTS.maxInflightBodyBytes);
 
   private constructor(
     readonly store: PolicyStore,
