@@ -11,7 +11,7 @@ import { currentLoad } from '../../src/server/overload.js';
 import { checkedHeaders } from '../support/extproc-server.js';
 import { CheckClient, denyReason, envoyCheckRequest, startTestServer } from '../support/envoy-check.js';
 import { createMeshFixture, DEFAULT_DOMAINS, policyYaml } from '../support/mesh-fixture.js';
-import { isAllow, startHarness } from './support.js';
+import { startHarness } from './support.js';
 
 /**
  * Issue 17, finding 10: a process-wide budget on the body bytes ext_proc streams hold, and `Explain`
