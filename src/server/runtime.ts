@@ -10,6 +10,7 @@ import { Pseudonymizer } from '../masking/pseudonym.js';
 import type { CredentialSource, DecisionGuard } from '../policy/decide.js';
 import { installSecurityGuards, type SecurityGuards } from '../policy/guards/install.js';
 import type { VerifiedCredential } from '../identity/verifier.js';
+import type { SharedIdentityPeer } from '../policy/guards/shared-identity.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { createTracing, type Tracing } from '../telemetry/tracing.js';
@@ -29,6 +30,8 @@ export interface RuntimeOptions {
    * relays them to the primary, which keeps the one chain (`audit/ipc-sink.ts`).
    */
   auditSink?: AuditSink;
+  /** A cluster worker's link to the primary's shared-identity view (`policy/guards/shared-identity-ipc.ts`). */
+  sharedIdentityPeer?: SharedIdentityPeer;
 }
 
 function maxTokenAge(p: CompiledPolicy): number {
@@ -78,7 +81,7 @@ export class Runtime implements ServerContext {
     const audit = opts.auditSink ?? (await FileAuditSink.open(policy.audit, { metrics, log }));
     const rt = new Runtime(store, audit, metrics, log, pseudonyms, opts.tracing ?? createTracing());
     try {
-      rt.security = await installSecurityGuards(rt);
+      rt.security = await installSecurityGuards(rt, opts.sharedIdentityPeer);
     } catch (e) {
       await rt.close();
       throw e;
