@@ -54,7 +54,12 @@ function compileDomain(d: RawDomain, g: GlobalSettings, keysDir: string, resolve
         : undefined,
     fhe:
       d.tier === 'FHE'
-        ? { paths: [...(d.fhe?.paths ?? [])], maxLength: d.fhe?.max_length ?? DEFAULTS.fheMaxLength }
+        ? {
+            paths: [...(d.fhe?.paths ?? [])],
+            maxLength: d.fhe?.max_length ?? DEFAULTS.fheMaxLength,
+            maxCiphertexts: d.fhe?.max_ciphertexts ?? DEFAULTS.fheMaxCiphertexts,
+            maxOutputBytes: d.fhe?.max_output_bytes ?? DEFAULTS.fheMaxOutputBytes,
+          }
         : undefined,
     keyringFile: path.join(keysDir, `${d.name}.jwks.json`),
   };

@@ -21,6 +21,11 @@ export const DEFAULTS = {
   auditGroupCommitMs: 0,
   maxBodyBytes: 1024 * 1024,
   fheMaxLength: 65_536,
+  // Issue 17, finding 4: 256 ciphertexts per body (the old fixed bound) let a 1.4 KB body become
+  // 55 MB and block a worker for a second. 32 still takes one array of max_length (16 ciphertexts)
+  // twice over; 16 MiB holds 32 public-key ciphertexts (~440 KB each) with room for sealed strings.
+  fheMaxCiphertexts: 32,
+  fheMaxOutputBytes: 16 * 1024 * 1024,
   // Hardening (docs/hardening.md)
   maxConcurrentChecks: 4096,
   maxConcurrentStreams: 1024,

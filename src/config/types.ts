@@ -73,6 +73,10 @@ export interface FheSettings {
   paths: readonly string[];
   /** Longest numeric array accepted. */
   maxLength: number;
+  /** Most CKKS ciphertexts one body may produce (each ~150-450 KB and a few ms of CPU). */
+  maxCiphertexts: number;
+  /** Largest protected body, in bytes, one plaintext body may become. */
+  maxOutputBytes: number;
 }
 
 export interface DomainMatch {
