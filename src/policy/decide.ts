@@ -76,7 +76,7 @@ export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<
   const now = deps.now?.() ?? Date.now();
 
   // classify
-  const choice = selectDomain(deps.policy, req.host, req.path, req.contextExtensions.domain);
+  const choice = selectDomain(deps.policy, req.host, req.path, req.contextExtensions.domain, req.contextExtensions.domains);
   if (!choice.domain) {
     steps.add('classify', 'fail', () => choice.why);
     return deny('no_policy', steps, id, undefined);
