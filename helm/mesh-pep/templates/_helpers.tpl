@@ -199,6 +199,7 @@ and `helm install` stop with the reason before anything is applied.
 prefix: {{ trimSuffix "*" . | quote }}
 {{- else -}}
 safe_regex:
+  google_re2: {}
   regex: {{ printf "^%s([?].*)?$" (regexQuoteMeta .) | quote }}
 {{- end -}}
 {{- end -}}
