@@ -91,7 +91,16 @@ export class ExtProcStream {
     switch (s.at) {
       case 'finished':
         return undefined;
+      case 'local_reply':
+        if (m.phase === 'response_body') return msg.observability ? undefined : { type: 'body', phase: m.phase, body: { kind: 'keep' }, headers: NO_HEADER_CHANGES };
+        if (m.phase === 'response_trailers') return msg.observability ? undefined : { type: 'trailers', phase: m.phase };
+        throw new ProtocolViolation(`${m.phase} arrived during a local reply`);
       case 'start':
+        if (m.type === 'headers' && isLocalReply(m, msg)) {
+          this.state = { at: 'local_reply' };
+          this.deps.ctx.metrics.extprocOutcomes.inc({ domain: '', tier: '', phase: m.phase, outcome: 'pass' });
+          return msg.observability ? undefined : { type: 'headers', phase: m.phase, headers: NO_HEADER_CHANGES };
+        }
         if (m.type === 'headers') return this.open(m, msg);
         throw new ProtocolViolation(`${m.phase} arrived before any headers`);
       case 'request':
@@ -326,6 +335,20 @@ export class ExtProcStream {
       return false;
     }
   }
+}
+
+/**
+ * Real Envoy runs a local reply through every encoder filter, including the ext_proc filter whose
+ * request side never ran because ext_authz answered first (a deny, or `status_on_error` when Check
+ * failed). Such a stream starts at response headers with no Check decision in the metadata. Only an
+ * error status qualifies: a success that ext_proc never saw the request of means the filter is set to
+ * skip request headers, and that is refused as before rather than waved through. A stream that carries
+ * Check's decision is a callee's answer (request headers skipped) and is processed as one.
+ */
+function isLocalReply(m: Extract<Inbound, { type: 'headers' }>, msg: InboundMessage): boolean {
+  if (m.phase !== 'response_headers' || msg.authz['domain']) return false;
+  const status = Number(m.headers.get(':status'));
+  return Number.isInteger(status) && status >= 400 && status <= 599;
 }
 
 function eventName(phase: Phase): AuditEvent['event'] {
