@@ -89,7 +89,7 @@ export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<
 
   // classify
   let policy = deps.policy;
-  const choice = selectDomain(policy, req.host, req.path, req.contextExtensions.domain);
+  const choice = selectDomain(policy, req.host, req.path, req.contextExtensions.domain, req.contextExtensions.domains);
   if (!choice.domain) {
     steps.add('classify', 'fail', () => choice.why);
     return deny('no_policy', steps, id, undefined);

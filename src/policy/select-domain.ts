@@ -31,14 +31,25 @@ function pathMatches(prefixes: readonly string[], path: string): boolean {
  * Host and path are matched in their normalised form (`normalize.ts`), so spellings the callee reads
  * as the same resource cannot slip from a narrow domain into a broader one; a request target that
  * has no single normalised form matches no domain (`no_policy`).
+ *
+ * `candidates` (`context_extensions.domains`, comma-separated) is set for a workload that serves several
+ * domains: only those are matched, so a caller that sends another workload's host or path cannot steer
+ * the request into a domain this workload does not serve. A candidate the policy lacks matches nothing.
  */
-export function selectDomain(policy: CompiledPolicy, host: string, path: string, contextDomain: string | undefined): DomainChoice {
+export function selectDomain(
+  policy: CompiledPolicy,
+  host: string,
+  path: string,
+  contextDomain: string | undefined,
+  candidates?: string,
+): DomainChoice {
   if (contextDomain !== undefined && contextDomain !== '') {
     const d = policy.domainsByName.get(contextDomain);
     return d
       ? { domain: d, why: `context_extensions.domain = "${contextDomain}"` }
       : { domain: undefined, why: `context_extensions.domain "${contextDomain}" is not defined in the policy` };
   }
+  const allowed = candidates === undefined || candidates === '' ? undefined : new Set(candidates.split(',').map((c) => c.trim()));
   const h = normalizeHost(host);
   if (!h.ok) return { domain: undefined, why: `no context_extensions.domain and the host cannot be normalised: ${h.why}` };
   const p = normalizePath(path);
@@ -47,9 +58,11 @@ export function selectDomain(policy: CompiledPolicy, host: string, path: string,
   const nPath = p.value;
   for (const d of policy.domains) {
     if (!d.match) continue;
+    if (allowed !== undefined && !allowed.has(d.name)) continue;
     if (hostMatches(d.match.hosts, nHost) && pathMatches(d.match.pathPrefixes, nPath)) {
       return { domain: d, why: `match of domain "${d.name}" fits host "${nHost}" and path "${nPath}" (normalised)` };
     }
   }
-  return { domain: undefined, why: `no context_extensions.domain and no domain match fits host "${nHost}" and path "${nPath}" (normalised)` };
+  const among = allowed === undefined ? '' : ` among context_extensions.domains "${candidates ?? ''}"`;
+  return { domain: undefined, why: `no context_extensions.domain and no domain match${among} fits host "${nHost}" and path "${nPath}" (normalised)` };
 }
