@@ -5,6 +5,7 @@ import type { ReasonCode } from '../../policy/reasons.js';
 import { processBody, type BodyVerdict, type PayloadDigest, type PayloadScan } from '../../protect/pipeline.js';
 import { tierModule } from '../../protect/registry.js';
 import type { ServerContext } from '../../server/context.js';
+import { rpcRequestStep, rpcResponseStep, type RpcExchange } from './rpc-step.js';
 import { BodyBuffer, BodyTally } from './body-buffer.js';
 import { resolveFlow, type Flow } from './flow.js';
 import {
@@ -35,6 +36,8 @@ export interface PhaseNote {
   reason: ReasonCode | 'ok';
   /** Request headers of the exchange (a trace-context carrier when gRPC metadata has none). */
   requestHeaders: ReadonlyMap<string, string> | undefined;
+  /** JSON-RPC method(s) and tool(s) of an MCP/A2A body (span attributes). */
+  rpc?: { summary: RpcExchange['summary']; protocol: 'mcp' | 'a2a' };
 }
 
 type Outcome = 'transform' | 'pass' | 'deny' | 'observe';
@@ -56,6 +59,9 @@ export class ExtProcStream {
   traceId: string | undefined;
   /** Set by every `handle` that returns normally. */
   note: PhaseNote | undefined;
+  /** What the request body called (MCP/A2A domains), for the answer's filter, the audit and spans. */
+  private rpc: RpcExchange | undefined;
+  private responseStatus: string | undefined;
 
   constructor(private readonly deps: StreamDeps) {}
 
@@ -81,6 +87,7 @@ export class ExtProcStream {
       outcome: 'continue',
       reason: 'ok',
       requestHeaders: this.requestHeaders,
+      ...(this.rpc ? { rpc: { summary: this.rpc.summary, protocol: this.rpc.protocol } } : {}),
     };
     return out;
   }
@@ -150,6 +157,7 @@ export class ExtProcStream {
     const { domain } = est.flow;
     // The compiled list is the topology set in masking domains plus per-domain extras (empty otherwise).
     const remove = domain.maskResponseHeaders.filter((h) => m.headers.has(h));
+    this.responseStatus = m.headers.get(':status');
     this.state = {
       flow: est.flow,
       module: est.module,
@@ -190,6 +198,15 @@ export class ExtProcStream {
   private async transform(s: Active, phase: BodyPhase, body: Buffer, earlierChunksCleared: boolean): Promise<Outbound | undefined> {
     const { ctx, scanFor } = this.deps;
     const { flow, module } = s;
+    // Agent protocols come first: a call the role may not make is refused before DLP or the tier see it.
+    if (flow.domain.protocol && direction(phase) === 'request') {
+      const step = rpcRequestStep(flow, body, ctx.metrics);
+      if (step.kind === 'refuse') {
+        this.rpc = step.exchange;
+        return this.refuse(flow, phase, step.reason, false, undefined, undefined, step.rpc);
+      }
+      this.rpc = step.exchange;
+    }
     let verdict: BodyVerdict;
     try {
       const scan = scanFor?.(flow.domain);
@@ -209,6 +226,21 @@ export class ExtProcStream {
     if (verdict.kind === 'deny') {
       ctx.log.warn({ domain: flow.domain.name, decision_id: flow.decisionId, phase, reason: verdict.reason }, 'body refused');
       return this.refuse(flow, phase, verdict.reason, false, verdict.plaintext, verdict.findings);
+    }
+    if (flow.domain.protocol && direction(phase) === 'response') {
+      const plain = verdict.kind === 'replace' ? verdict.body : body;
+      const type = verdict.kind === 'replace' ? verdict.contentType : s.contentType;
+      const step = rpcResponseStep(flow, this.rpc, this.requestHeaders, plain, type, this.responseStatus);
+      if (step.kind === 'refuse') {
+        ctx.log.warn({ domain: flow.domain.name, decision_id: flow.decisionId, phase }, 'agent-protocol answer cannot be filtered');
+        return this.refuse(flow, phase, 'payload_rejected', false, verdict.plaintext);
+      }
+      if (step.kind === 'replace') {
+        verdict =
+          verdict.kind === 'replace'
+            ? { ...verdict, body: step.body }
+            : { kind: 'replace', body: step.body, contentType: type ?? 'application/json', headers: {}, plaintext: verdict.plaintext, findings: verdict.findings };
+      }
     }
     const outcome: Outcome = verdict.kind === 'replace' ? 'transform' : 'pass';
     const audited = await this.audit(flow, phase, outcome, 'ok', verdict.plaintext, verdict.findings);
@@ -270,11 +302,13 @@ export class ExtProcStream {
     observe: boolean,
     plaintext: PayloadDigest | undefined,
     findings?: Readonly<Record<string, number>>,
+    rpc?: string,
   ): Promise<Outbound | undefined> {
     this.state = { at: 'finished' };
     await this.audit(flow, phase, 'deny', reason, plaintext, findings);
     this.count(flow, phase, 'deny', reason);
-    return observe ? undefined : { type: 'immediate', reason };
+    if (observe) return undefined;
+    return rpc !== undefined ? { type: 'immediate', reason, rpc } : { type: 'immediate', reason };
   }
 
   private count(flow: Flow | undefined, phase: Phase, outcome: Outcome, reason: ReasonCode | 'ok' = 'ok'): void {
@@ -285,6 +319,7 @@ export class ExtProcStream {
       outcome,
       reason,
       requestHeaders: this.requestHeaders,
+      ...(this.rpc ? { rpc: { summary: this.rpc.summary, protocol: this.rpc.protocol } } : {}),
     };
     this.deps.ctx.metrics.extprocOutcomes.inc({ domain: flow?.domain.name ?? '', tier: flow?.domain.tier ?? '', phase, outcome });
   }
@@ -317,6 +352,7 @@ export class ExtProcStream {
       audit_level: flow?.domain.auditLevel ?? null,
       ...(plaintext ? { payload_sha256: plaintext.sha256, payload_bytes: plaintext.bytes } : {}),
       ...(findings && Object.keys(findings).length ? { findings } : {}),
+      ...(this.rpc?.summary ?? {}),
     };
     try {
       await ctx.audit.record(event, { durable: choice.durable });
