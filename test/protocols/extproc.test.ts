@@ -333,3 +333,35 @@ describe('MCP and A2A in ext_proc over real gRPC', () => {
     assert.ok(!text.includes('invented_tool_xyz') && !text.includes('made/up/method'));
   });
 });
+
+describe("Check's JSON-RPC denial through ext_proc's response path", () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer(MCP_POLICY);
+  });
+  after(async () => {
+    await t?.close();
+  });
+
+  it('passes the 200 denial unchanged (real Envoy sends it to ext_proc), and still refuses other domainless answers', async () => {
+    // Envoy runs the local reply of an ext_authz deny with status 200 through ext_proc's response
+    // phases, with no request phase before it (seen with Envoy 1.40 in e2e/mcp.test.ts).
+    const p = new EnvoyPeer({ address: t.address, mode: { requestHeaders: 'SKIP', requestBody: 'NONE', responseBody: 'BUFFERED' } });
+    const denial = '{"jsonrpc":"2.0","id":7,"error":{"code":-32001,"message":"tool not allowed for this caller","data":{"reason":"tool_not_allowed"}}}';
+    try {
+      const reply = (reason: string) => () => ({
+        status: 200,
+        headers: [['content-type', 'application/json'], ['x-mesh-reason', reason], ['content-length', String(denial.length)]] as Array<[string, string]>,
+        body: Buffer.from(denial),
+      });
+      const ok = await p.exchange(rpcPost(call(7, 'shell_exec')), reply('tool_not_allowed'));
+      assert.equal(ok.response.status, 200);
+      assert.equal(ok.response.body.toString(), denial);
+      const other = await p.exchange(rpcPost(call(7, 'shell_exec')), reply('dlp_blocked'));
+      assert.equal(other.response.status, 403);
+      assert.equal(header(other.response.headers, 'x-mesh-reason'), 'no_policy');
+    } finally {
+      p.close();
+    }
+  });
+});

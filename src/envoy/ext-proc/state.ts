@@ -36,4 +36,9 @@ export type StreamState =
   | (Established & { at: 'request'; contentType: string | undefined; body: BodyStage })
   | (Established & { at: 'response'; contentType: string | undefined; body: BodyStage })
   /** An immediate response was sent: Envoy ignores this stream from now on; late chunks are dropped. */
-  | { at: 'finished' };
+  | { at: 'finished' }
+  /**
+   * Check's own JSON-RPC denial (HTTP 200, which Envoy runs through ext_proc's response path while it
+   * does not for 4xx local replies): nothing crossed the hop, so it passes unchanged.
+   */
+  | { at: 'check_denial'; observe: boolean };

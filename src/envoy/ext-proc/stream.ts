@@ -98,6 +98,11 @@ export class ExtProcStream {
     switch (s.at) {
       case 'finished':
         return undefined;
+      case 'check_denial':
+        if (s.observe) return undefined;
+        if (m.type === 'body') return { type: 'body', phase: m.phase, body: { kind: 'keep' }, headers: NO_HEADER_CHANGES };
+        if (m.type === 'trailers') return { type: 'trailers', phase: m.phase };
+        throw new ProtocolViolation(`${m.phase} arrived after Check's denial`);
       case 'start':
         if (m.type === 'headers') return this.open(m, msg);
         throw new ProtocolViolation(`${m.phase} arrived before any headers`);
@@ -124,6 +129,10 @@ export class ExtProcStream {
     const requestHeaders = m.phase === 'request_headers' ? m.headers : undefined;
     const flow = resolveFlow(ctx.policy(), ctx.pseudonyms, msg.authz, requestHeaders);
     if (flow && this.traceId) flow.traceId = this.traceId;
+    if (!flow && m.phase === 'response_headers' && isCheckRpcDenial(m.headers)) {
+      this.state = { at: 'check_denial', observe: msg.observability };
+      return msg.observability ? undefined : { type: 'headers', phase: m.phase, headers: NO_HEADER_CHANGES };
+    }
     if (!flow) return this.refuse(undefined, m.phase, 'no_policy', msg.observability, undefined);
     let module;
     try {
@@ -362,6 +371,16 @@ export class ExtProcStream {
       return false;
     }
   }
+}
+
+/**
+ * The local reply of a Check that denied a JSON-RPC call: 200, JSON, and one of the agent-protocol
+ * reasons. Only a reply that skipped the request phases entirely gets here (no metadata, no request
+ * headers), which a callee's answer never does when Envoy sends request headers as mesh-pep requires.
+ */
+const RPC_DENIALS: ReadonlySet<string> = new Set(['method_not_allowed', 'tool_not_allowed', 'arguments_rejected']);
+function isCheckRpcDenial(h: ReadonlyMap<string, string>): boolean {
+  return h.get(':status') === '200' && RPC_DENIALS.has(h.get('x-mesh-reason') ?? '') && (h.get('content-type') ?? '').startsWith('application/json');
 }
 
 function eventName(phase: Phase): AuditEvent['event'] {
