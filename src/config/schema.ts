@@ -138,7 +138,7 @@ const domain: FieldSchema = {
       },
     },
     deny_shared_identity: { kind: 'boolean' },
-    // Agent protocols (contract section 7, docs/agent-protocols.md).
+    // Agent protocols (contract section 7, README "MCP and A2A").
     tier_scope: { kind: 'string', enum: ['both', 'response'] },
     mcp: MCP_SECTION,
     a2a: A2A_SECTION,
