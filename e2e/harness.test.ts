@@ -3,15 +3,16 @@
  * a plain upstream. Scenario suites build on the same pieces.
  */
 import assert from 'node:assert/strict';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ensureEnvoy, readShipped, renderEnvoyConfig, startEnvoy, startMeshPep, validateEnvoyConfig, REPO_ROOT, type MeshPepProcess, type RunningEnvoy } from '../tools/envoy/index.js';
+import { ensureEnvoy, readShipped, renderEnvoyConfig, startEnvoy, startMeshPep, validateEnvoyConfig, type MeshPepProcess, type RunningEnvoy } from '../tools/envoy/index.js';
 import { loadPolicyFile } from '../src/config/load.js';
 import { mintPolicyToken } from '../src/identity/dev-issuer.js';
+import { writeSuitePolicy } from './support/stack.js';
 
 let envoy: RunningEnvoy;
 let pep: MeshPepProcess;
@@ -22,8 +23,9 @@ const seen: { url: string; headers: http.IncomingHttpHeaders; body: string }[] =
 before(async () => {
   const bin = await ensureEnvoy();
   dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-pep-e2e-'));
-  // The bundled policy, with its relative key and audit paths landing in this test's own folder.
-  await copyFile(path.join(REPO_ROOT, 'config', 'security_mesh.yaml'), path.join(dir, 'policy.yaml'));
+  // The bundled policy, with its key and audit paths in this test's own folder (copied as it is, its
+  // `../.mesh-pep/` paths would land in a folder every run on the machine shares).
+  await writeSuitePolicy(dir);
   pep = await startMeshPep({ configFile: path.join(dir, 'policy.yaml'), extraArgs: ['--init-keys'] });
   upstream = http.createServer((req, res) => {
     const chunks: Buffer[] = [];

@@ -13,7 +13,7 @@ export function createAdminService(rt: Runtime): grpc.UntypedServiceImplementati
   const explain: grpc.handleUnaryCall<{ check?: unknown }, unknown> = (call, callback) => {
     const policy = rt.policy();
     const attrs = checkRequestToAttributes(call.request?.check);
-    decide(attrs, { policy, credentials: rt.credentials(), pseudonyms: rt.pseudonyms, guards: rt.guards(), explain: true }).then(
+    decide(attrs, { policy, currentPolicy: () => rt.policy(), credentials: rt.credentials(), pseudonyms: rt.pseudonyms, guards: rt.guards(), explain: true }).then(
       (d) =>
         callback(null, {
           decision: d.kind,

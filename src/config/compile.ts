@@ -79,7 +79,12 @@ export function compilePolicy(raw: RawPolicy, source: string, hash: string): Com
   const srv = m.server;
   const server: ServerSettings = {
     tls: srv?.tls
-      ? { certFile: resolve(srv.tls.cert_file), keyFile: resolve(srv.tls.key_file), clientCaFile: srv.tls.client_ca_file ? resolve(srv.tls.client_ca_file) : undefined }
+      ? {
+          certFile: resolve(srv.tls.cert_file),
+          keyFile: resolve(srv.tls.key_file),
+          clientCaFile: srv.tls.client_ca_file ? resolve(srv.tls.client_ca_file) : undefined,
+          ...(srv.tls.allowed_clients ? { allowedClients: Object.freeze([...srv.tls.allowed_clients]) } : {}),
+        }
       : undefined,
     maxConcurrentChecks: srv?.max_concurrent_checks ?? DEFAULTS.maxConcurrentChecks,
     maxConcurrentStreams: srv?.max_concurrent_streams ?? DEFAULTS.maxConcurrentStreams,

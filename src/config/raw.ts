@@ -30,7 +30,7 @@ export interface RawRevocationLists {
 }
 
 export interface RawServerSettings {
-  tls?: { cert_file: string; key_file: string; client_ca_file?: string };
+  tls?: { cert_file: string; key_file: string; client_ca_file?: string; allowed_clients?: string[] };
   max_concurrent_checks?: number;
   max_concurrent_streams?: number;
   max_request_header_bytes?: number;

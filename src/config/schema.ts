@@ -171,7 +171,16 @@ const serverSection: FieldSchema = {
     tls: {
       kind: 'object',
       required: ['cert_file', 'key_file'],
-      fields: { cert_file: str, key_file: str, client_ca_file: str },
+      fields: {
+        cert_file: str,
+        key_file: str,
+        client_ca_file: str,
+        allowed_clients: {
+          kind: 'array',
+          nonEmpty: true,
+          of: { kind: 'string', pattern: /^\S+$/, patternHint: 'must be a SAN URI (spiffe://…) or DNS name without spaces' },
+        },
+      },
     },
     max_concurrent_checks: { kind: 'integer', min: 1, max: 1_000_000 },
     max_concurrent_streams: { kind: 'integer', min: 1, max: 1_000_000 },

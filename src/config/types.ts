@@ -160,6 +160,11 @@ export interface ServerTlsSettings {
   keyFile: string;
   /** When set, clients must present a certificate signed by this CA (mTLS). */
   clientCaFile: string | undefined;
+  /**
+   * When set (mTLS only), a client certificate must also carry one of these identities: a URI SAN
+   * (an entry with `://`, e.g. the Envoys' SPIFFE ids) or a DNS SAN (any other entry, case-insensitive).
+   */
+  allowedClients?: readonly string[];
 }
 
 export interface ServerSettings {

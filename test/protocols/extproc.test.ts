@@ -293,15 +293,10 @@ describe('MCP and A2A in ext_proc over real gRPC', () => {
       const body = Buffer.from(JSON.stringify(card));
       return { status: 200, headers: [['content-type', 'application/json'], ['content-length', String(body.length)]] as Array<[string, string]>, body };
     };
-    const cardGet = (domain: string) => ({
-      headers: [
-        [':method', 'GET'],
-        [':path', '/.well-known/agent-card.json'],
-        [':authority', 'planner.agents.example'],
-        [':scheme', 'https'],
-        ...rpcPost('', { domain, role: 'ORCHESTRATOR' }).headers.filter(([k]) => k.startsWith('x-')),
-      ] as Array<[string, string]>,
-    });
+    const cardGet = (domain: string) => {
+      const r = rpcPost('', { domain, role: 'ORCHESTRATOR', method: 'GET', path: '/.well-known/agent-card.json', authority: 'planner.agents.example', scheme: 'https' });
+      return { headers: r.headers.filter(([k]) => !['content-type', 'content-length', 'accept'].includes(k)) };
+    };
     const p = new EnvoyPeer({ address: t.address, mode: BUFFERED });
     try {
       const masked = await p.exchange(cardGet('agents'), serve);
@@ -344,7 +339,7 @@ describe("Check's JSON-RPC denial through ext_proc's response path", () => {
   });
 
   it('passes the 200 denial unchanged (real Envoy sends it to ext_proc), and still refuses other domainless answers', async () => {
-    // Envoy runs the local reply of an ext_authz deny with status 200 through ext_proc's response
+    // Envoy runs the local reply of an ext_authz deny (here status 200) through ext_proc's response
     // phases, with no request phase before it (seen with Envoy 1.40 in e2e/mcp.test.ts).
     const p = new EnvoyPeer({ address: t.address, mode: { requestHeaders: 'SKIP', requestBody: 'NONE', responseBody: 'BUFFERED' } });
     const denial = '{"jsonrpc":"2.0","id":7,"error":{"code":-32001,"message":"tool not allowed for this caller","data":{"reason":"tool_not_allowed"}}}';

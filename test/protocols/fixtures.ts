@@ -55,19 +55,23 @@ export const MCP_DOMAINS = `
 export const MCP_POLICY = TEST_POLICY.trimEnd() + '\n' + MCP_DOMAINS;
 
 /** A Streamable HTTP POST of a JSON-RPC body, as Check would have let it through. */
-export function rpcPost(body: string | Buffer, opts: { domain?: string; role?: string; accept?: string; contentType?: string; path?: string } = {}) {
+export function rpcPost(
+  body: string | Buffer,
+  opts: { domain?: string; role?: string; accept?: string; contentType?: string; path?: string; method?: string; authority?: string; scheme?: string } = {},
+) {
   const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body);
   const domain = opts.domain ?? 'tools';
+  const route = { method: opts.method ?? 'POST', path: opts.path ?? '/mcp', authority: opts.authority ?? 'tools.agents.svc' };
   return {
     headers: [
-      [':method', 'POST'],
-      [':path', opts.path ?? '/mcp'],
-      [':authority', 'tools.agents.svc'],
-      [':scheme', 'http'],
+      [':method', route.method],
+      [':path', route.path],
+      [':authority', route.authority],
+      [':scheme', opts.scheme ?? 'http'],
       ['content-type', opts.contentType ?? 'application/json'],
       ['accept', opts.accept ?? 'application/json, text/event-stream'],
       ['content-length', String(bytes.length)],
-      ...checkedHeaders(domain, { role: opts.role ?? 'EXECUTOR', agent: 'agent-exec-1' }),
+      ...checkedHeaders(domain, route, { role: opts.role ?? 'EXECUTOR', agent: 'agent-exec-1' }),
     ] as Array<[string, string]>,
     body: bytes,
   };

@@ -35,10 +35,12 @@ export type StreamState =
   | { at: 'start' }
   | (Established & { at: 'request'; contentType: string | undefined; body: BodyStage })
   | (Established & { at: 'response'; contentType: string | undefined; body: BodyStage })
-  /** An immediate response was sent: Envoy ignores this stream from now on; late chunks are dropped. */
-  | { at: 'finished' }
   /**
-   * Check's own JSON-RPC denial (HTTP 200, which Envoy runs through ext_proc's response path while it
-   * does not for 4xx local replies): nothing crossed the hop, so it passes unchanged.
+   * The stream began at response headers with no decision from Check and an error status: the local
+   * reply of an earlier filter (ext_authz's deny or its `status_on_error`; also Check's 200 JSON-RPC
+   * denial of an MCP/A2A call), which Envoy runs through
+   * ext_proc's response path too. Passed through unchanged: nothing of a callee is in it.
    */
-  | { at: 'check_denial'; observe: boolean };
+  | { at: 'local_reply' }
+  /** An immediate response was sent: Envoy ignores this stream from now on; late chunks are dropped. */
+  | { at: 'finished' };

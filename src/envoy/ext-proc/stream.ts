@@ -4,6 +4,8 @@ import type { DomainPolicy } from '../../config/types.js';
 import type { ReasonCode } from '../../policy/reasons.js';
 import { processBody, type BodyVerdict, type PayloadDigest, type PayloadScan } from '../../protect/pipeline.js';
 import { tierModule } from '../../protect/registry.js';
+import { protectedRequestRepresentation } from '../../protect/representation.js';
+import { CHECK_TO_EXTPROC_HEADERS } from '../../policy/binding.js';
 import type { ServerContext } from '../../server/context.js';
 import { rpcRequestStep, rpcResponseStep, type RpcExchange } from './rpc-step.js';
 import { BodyBuffer, BodyTally } from './body-buffer.js';
@@ -12,6 +14,7 @@ import {
   NO_HEADER_CHANGES,
   ProtocolViolation,
   type BodyPhase,
+  type HeaderChanges,
   type HeadersPhase,
   type Inbound,
   type InboundMessage,
@@ -98,12 +101,16 @@ export class ExtProcStream {
     switch (s.at) {
       case 'finished':
         return undefined;
-      case 'check_denial':
-        if (s.observe) return undefined;
-        if (m.type === 'body') return { type: 'body', phase: m.phase, body: { kind: 'keep' }, headers: NO_HEADER_CHANGES };
-        if (m.type === 'trailers') return { type: 'trailers', phase: m.phase };
-        throw new ProtocolViolation(`${m.phase} arrived after Check's denial`);
+      case 'local_reply':
+        if (m.phase === 'response_body') return msg.observability ? undefined : { type: 'body', phase: m.phase, body: { kind: 'keep' }, headers: NO_HEADER_CHANGES };
+        if (m.phase === 'response_trailers') return msg.observability ? undefined : { type: 'trailers', phase: m.phase };
+        throw new ProtocolViolation(`${m.phase} arrived during a local reply`);
       case 'start':
+        if (m.type === 'headers' && isLocalReply(m, msg)) {
+          this.state = { at: 'local_reply' };
+          this.deps.ctx.metrics.extprocOutcomes.inc({ domain: '', tier: '', phase: m.phase, outcome: 'pass' });
+          return msg.observability ? undefined : { type: 'headers', phase: m.phase, headers: NO_HEADER_CHANGES };
+        }
         if (m.type === 'headers') return this.open(m, msg);
         throw new ProtocolViolation(`${m.phase} arrived before any headers`);
       case 'request':
@@ -127,12 +134,8 @@ export class ExtProcStream {
     // Response headers first means Envoy skips request headers: only the metadata can name the domain
     // (a response header never can: it comes from the callee).
     const requestHeaders = m.phase === 'request_headers' ? m.headers : undefined;
-    const flow = resolveFlow(ctx.policy(), ctx.pseudonyms, msg.authz, requestHeaders);
+    const flow = resolveFlow(ctx.policy(), ctx.pseudonyms, msg.authz, requestHeaders, msg.principal);
     if (flow && this.traceId) flow.traceId = this.traceId;
-    if (!flow && m.phase === 'response_headers' && isCheckRpcDenial(m.headers)) {
-      this.state = { at: 'check_denial', observe: msg.observability };
-      return msg.observability ? undefined : { type: 'headers', phase: m.phase, headers: NO_HEADER_CHANGES };
-    }
     if (!flow) return this.refuse(undefined, m.phase, 'no_policy', msg.observability, undefined);
     let module;
     try {
@@ -144,7 +147,15 @@ export class ExtProcStream {
     const est: Established = { flow, module, observe: msg.observability };
     if (m.phase === 'request_headers') {
       this.state = { ...est, at: 'request', contentType: m.headers.get('content-type'), body: m.endOfStream ? { stage: 'absent' } : { stage: 'expected' } };
-      return this.answer(est, { type: 'headers', phase: m.phase, headers: NO_HEADER_CHANGES });
+      // Check's helper headers (the binding MAC) end here: real Envoy forwards every request header to the callee.
+      const remove = CHECK_TO_EXTPROC_HEADERS.filter((h) => m.headers.has(h));
+      if (m.endOfStream) return this.answer(est, { type: 'headers', phase: m.phase, headers: remove.length ? { set: [], remove } : NO_HEADER_CHANGES });
+      // A body follows and will be replaced. In STREAMED and FULL_DUPLEX_STREAMED modes these headers
+      // go on before the body, and body answers cannot change them: label the protected body now and
+      // drop the plaintext's length (the body answer sets both again, exactly, where Envoy honours it).
+      const rep = protectedRequestRepresentation(flow.domain);
+      const set: Array<readonly [string, string]> = [['content-type', rep.contentType], ...Object.entries(rep.headers)];
+      return this.answer(est, { type: 'headers', phase: m.phase, headers: { set, remove: [...remove, 'content-length'] } });
     }
     return this.enterResponse(est, m);
   }
@@ -265,10 +276,15 @@ export class ExtProcStream {
       ];
       return { type: 'body', phase, body: { kind: 'replace', body: verdict.body }, headers: { set, remove: [] } };
     }
+    // A request body left as it is (an empty one) loses the protected label the headers answer gave it.
+    const unlabel: HeaderChanges =
+      direction(phase) === 'request'
+        ? { set: s.contentType ? [['content-type', s.contentType]] : [], remove: [...Object.keys(protectedRequestRepresentation(flow.domain).headers), ...(s.contentType ? [] : ['content-type'])] }
+        : NO_HEADER_CHANGES;
     // Earlier chunks were cleared from Envoy's copy: the last answer must carry the whole body again.
     return earlierChunksCleared
-      ? { type: 'body', phase, body: { kind: 'replace', body }, headers: NO_HEADER_CHANGES }
-      : { type: 'body', phase, body: { kind: 'keep' }, headers: NO_HEADER_CHANGES };
+      ? { type: 'body', phase, body: { kind: 'replace', body }, headers: unlabel }
+      : { type: 'body', phase, body: { kind: 'keep' }, headers: unlabel };
   }
 
   private async observeBody(s: Active, stage: BodyStage, m: Extract<Inbound, { type: 'body' }>): Promise<undefined> {
@@ -374,9 +390,23 @@ export class ExtProcStream {
 }
 
 /**
- * The local reply of a Check that denied a JSON-RPC call: 200, JSON, and one of the agent-protocol
- * reasons. Only a reply that skipped the request phases entirely gets here (no metadata, no request
- * headers), which a callee's answer never does when Envoy sends request headers as mesh-pep requires.
+ * Real Envoy runs a local reply through every encoder filter, including the ext_proc filter whose
+ * request side never ran because ext_authz answered first (a deny, or `status_on_error` when Check
+ * failed). Such a stream starts at response headers with no Check decision in the metadata. Only an
+ * error status qualifies: a success that ext_proc never saw the request of means the filter is set to
+ * skip request headers, and that is refused as before rather than waved through. A stream that carries
+ * Check's decision is a callee's answer (request headers skipped) and is processed as one.
+ */
+function isLocalReply(m: Extract<Inbound, { type: 'headers' }>, msg: InboundMessage): boolean {
+  if (m.phase !== 'response_headers' || msg.authz['domain']) return false;
+  const status = Number(m.headers.get(':status'));
+  if (Number.isInteger(status) && status >= 400 && status <= 599) return true;
+  return isCheckRpcDenial(m.headers);
+}
+
+/**
+ * Check's denial of a JSON-RPC call is a 200 local reply (a JSON-RPC error, contract section 7): 200,
+ * JSON, and one of the agent-protocol reasons. Seen with Envoy 1.40 in e2e/mcp.test.ts.
  */
 const RPC_DENIALS: ReadonlySet<string> = new Set(['method_not_allowed', 'tool_not_allowed', 'arguments_rejected']);
 function isCheckRpcDenial(h: ReadonlyMap<string, string>): boolean {
