@@ -23,6 +23,12 @@ export interface AuditEvent {
   payload_bytes?: number;
   /** DLP findings by entity type (counts only, never values). */
   findings?: Readonly<Record<string, number>>;
+  /** JSON-RPC method(s) of an MCP/A2A body, comma-joined for a batch; never argument values. */
+  rpc_method?: string;
+  /** Tool name(s) of `tools/call` messages. */
+  tool?: string;
+  /** Message count of a JSON-RPC batch. */
+  rpc_batch?: number;
 }
 
 export interface AuditRecord extends AuditEvent {

@@ -7,11 +7,11 @@ import type { AuditEvent } from './record.js';
  * replaced. Returns the clean copy and how many values were replaced, so the sink can log that it
  * happened (never what).
  */
-const STRING_FIELDS = ['event', 'decision_id', 'domain', 'tier', 'decision', 'reason', 'agent', 'role', 'target', 'trace_id', 'audit_level', 'payload_sha256'] as const;
+const STRING_FIELDS = ['event', 'decision_id', 'domain', 'tier', 'decision', 'reason', 'agent', 'role', 'target', 'trace_id', 'audit_level', 'payload_sha256', 'rpc_method', 'tool'] as const;
 
 // A field added to AuditEvent must be listed here too, or it would be dropped: this fails to compile
 // until it is.
-type Covered = (typeof STRING_FIELDS)[number] | 'payload_bytes' | 'findings';
+type Covered = (typeof STRING_FIELDS)[number] | 'payload_bytes' | 'findings' | 'rpc_batch';
 const everyFieldCovered: [Exclude<keyof AuditEvent, Covered>] extends [never] ? true : false = true;
 void everyFieldCovered;
 
@@ -19,7 +19,7 @@ void everyFieldCovered;
 const CREDENTIAL_RE = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.|\bbearer\s+\S{8,}/i;
 export const REDACTED = '[redacted]';
 
-const DECLARED: ReadonlySet<string> = new Set<string>([...STRING_FIELDS, 'payload_bytes', 'findings']);
+const DECLARED: ReadonlySet<string> = new Set<string>([...STRING_FIELDS, 'payload_bytes', 'findings', 'rpc_batch']);
 
 /**
  * True when `ev` already is what the copy below would produce: only declared members, strings (or
@@ -31,7 +31,7 @@ function alreadyClean(ev: Readonly<Record<string, unknown>>): boolean {
     if (!DECLARED.has(k)) return false;
     const v = ev[k];
     if (v === undefined || v === null) continue;
-    if (k === 'payload_bytes') {
+    if (k === 'payload_bytes' || k === 'rpc_batch') {
       if (typeof v !== 'number' || !Number.isSafeInteger(v)) return false;
     } else if (k === 'findings' || typeof v !== 'string' || CREDENTIAL_RE.test(v)) {
       return false;
@@ -58,6 +58,7 @@ export function sanitizeEvent(ev: AuditEvent): { event: Record<string, unknown>;
     }
   }
   if (typeof ev.payload_bytes === 'number' && Number.isSafeInteger(ev.payload_bytes)) out.payload_bytes = ev.payload_bytes;
+  if (typeof ev.rpc_batch === 'number' && Number.isSafeInteger(ev.rpc_batch)) out.rpc_batch = ev.rpc_batch;
   if (ev.findings && typeof ev.findings === 'object') {
     const f: Record<string, number> = {};
     for (const [entity, n] of Object.entries(ev.findings)) {

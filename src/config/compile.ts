@@ -4,6 +4,7 @@ import { DEFAULTS } from './defaults.js';
 import { ASYMMETRIC_ALGORITHMS } from './schema.js';
 import type { RawDomain, RawPolicy } from './raw.js';
 import { compilePrincipalPatterns } from '../policy/guards/principal-pattern.js';
+import { compileProtocolPolicy } from '../protocols/index.js';
 import type { CompiledPolicy, DomainPolicy, GlobalSettings, ServerSettings, ZoneDefinition } from './types.js';
 
 function freezeDeep<T>(v: T): T {
@@ -25,6 +26,8 @@ function compileDomain(d: RawDomain, g: GlobalSettings, keysDir: string, resolve
       ? { rules: (d.zones.allow ?? []).map((r) => ({ from: r.from, to: r.to })), allowUnzoned: d.zones.allow_unzoned ?? false, zones }
       : undefined,
     denySharedIdentity: d.deny_shared_identity ?? false,
+    tierScope: d.tier_scope ?? 'both',
+    protocol: compileProtocolPolicy(d.mcp, d.a2a),
     name: d.name,
     tier: d.tier,
     allowedRoles: new Set(d.allowed_roles),

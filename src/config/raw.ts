@@ -1,3 +1,5 @@
+import type { RawA2a, RawMcp } from '../protocols/index.js';
+
 /** The policy file as written, after schema validation (snake_case, optional sections absent). */
 export interface RawDomain {
   name: string;
@@ -16,6 +18,9 @@ export interface RawDomain {
   fhe?: { paths?: string[]; max_length?: number; max_ciphertexts?: number; max_output_bytes?: number };
   zones?: { allow?: { from: string; to?: string }[]; allow_unzoned?: boolean };
   deny_shared_identity?: boolean;
+  tier_scope?: 'both' | 'response';
+  mcp?: RawMcp;
+  a2a?: RawA2a;
 }
 
 export interface RawRevocationLists {

@@ -12,7 +12,11 @@ export type FieldSchema =
   | { kind: 'number'; min?: number }
   | { kind: 'boolean' }
   | { kind: 'array'; of: FieldSchema; nonEmpty?: boolean }
-  | { kind: 'object'; fields: Readonly<Record<string, FieldSchema>>; required?: readonly string[] };
+  | { kind: 'object'; fields: Readonly<Record<string, FieldSchema>>; required?: readonly string[] }
+  /** A mapping whose keys are names the operator chooses (argument names, methods), each value `of`. */
+  | { kind: 'map'; of: FieldSchema; keyPattern?: RegExp; keyHint?: string }
+  /** A string, number or boolean (enum values). */
+  | { kind: 'scalar' };
 
 export type Plain = string | number | boolean | null | Plain[] | { [k: string]: Plain };
 
@@ -92,6 +96,36 @@ export class SchemaWalker {
         }
         return out;
       }
+      case 'map': {
+        if (!isMap(node)) {
+          this.error(where, `${label}: expected a mapping`);
+          return undefined;
+        }
+        const out: Record<string, Plain> = {};
+        for (const pair of node.items) {
+          const keyNode = pair.key as Node | null;
+          const key = isScalar(keyNode) ? String(keyNode.value) : undefined;
+          const keyPos = this.pos(keyNode);
+          if (key === undefined || key === '') {
+            this.error(keyPos, `${label}: keys must be non-empty plain strings`);
+            continue;
+          }
+          const childPath = `${path}.${key}`;
+          if (schema.keyPattern && !schema.keyPattern.test(key)) {
+            this.error(keyPos, `${childPath}: "${key}" ${schema.keyHint ?? `does not match ${schema.keyPattern}`}`);
+            continue;
+          }
+          if (Object.prototype.hasOwnProperty.call(out, key)) {
+            this.error(keyPos, `${childPath}: duplicate key "${key}"`);
+            continue;
+          }
+          this.positions.set(`${childPath}#key`, keyPos);
+          const value = this.walk(pair.value as Node | null, schema.of, childPath);
+          // defineProperty: an operator's key named "__proto__" is a key, not the object's prototype.
+          if (value !== undefined) Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+        }
+        return out;
+      }
       case 'array': {
         if (!isSeq(node)) {
           this.error(where, `${label}: expected a list`);
@@ -117,6 +151,10 @@ export class SchemaWalker {
     }
     const v = node.value;
     switch (schema.kind) {
+      case 'scalar':
+        if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) return v;
+        this.error(where, `${label}: expected a string, a number or true/false`);
+        return undefined;
       case 'string': {
         // Quoted or plain scalars both count; numbers such as `1.3` are accepted as their source text.
         const s = typeof v === 'string' ? v : typeof v === 'number' ? (node.source ?? String(v)) : undefined;

@@ -1,4 +1,5 @@
 import type { FieldSchema } from './schema-walker.js';
+import { ARGUMENT_TYPES } from '../protocols/index.js';
 
 /**
  * The policy file's shape. Keys are the blueprint's snake_case names plus the contract's extensions;
@@ -23,6 +24,54 @@ const zoneName = {
   pattern: /^[a-z0-9][a-z0-9_.-]{0,62}$/i,
   patternHint: 'must be 1-63 letters, digits, "_", "." or "-"',
 } as const;
+
+const rpcName = {
+  kind: 'string',
+  pattern: /^[\x21-\x7e]{1,256}$/,
+  patternHint: 'must be 1-256 printable ASCII characters without spaces',
+} as const;
+
+const argumentConstraint: FieldSchema = {
+  kind: 'object',
+  fields: {
+    type: { kind: 'string', enum: ARGUMENT_TYPES },
+    enum: { kind: 'array', of: { kind: 'scalar' }, nonEmpty: true },
+    pattern: str,
+    min: { kind: 'number' },
+    max: { kind: 'number' },
+    min_length: { kind: 'integer', min: 0 },
+    max_length: { kind: 'integer', min: 0 },
+    max_items: { kind: 'integer', min: 0 },
+  },
+};
+
+const MCP_SECTION: FieldSchema = {
+  kind: 'object',
+  fields: {
+    methods: { kind: 'array', of: rpcName },
+    tools: {
+      kind: 'array',
+      of: {
+        kind: 'object',
+        required: ['name', 'roles'],
+        fields: {
+          name: rpcName,
+          roles: { kind: 'array', of: str, nonEmpty: true },
+          arguments: { kind: 'map', of: argumentConstraint },
+          required: strList,
+        },
+      },
+    },
+  },
+};
+
+const A2A_SECTION: FieldSchema = {
+  kind: 'object',
+  fields: {
+    methods: { kind: 'map', of: { kind: 'array', of: str }, keyPattern: rpcName.pattern, keyHint: rpcName.patternHint },
+    external_url: str,
+  },
+};
 
 const domain: FieldSchema = {
   kind: 'object',
@@ -92,6 +141,10 @@ const domain: FieldSchema = {
       },
     },
     deny_shared_identity: { kind: 'boolean' },
+    // Agent protocols (contract section 7, README "MCP and A2A").
+    tier_scope: { kind: 'string', enum: ['both', 'response'] },
+    mcp: MCP_SECTION,
+    a2a: A2A_SECTION,
   },
 };
 

@@ -1,5 +1,6 @@
 import { parseFieldPath } from '../protect/json-path.js';
 import { dlpSettingsProblems } from '../dlp/index.js';
+import { protocolProblems } from '../protocols/index.js';
 import type { RawPolicy } from './raw.js';
 import type { SchemaWalker } from './schema-walker.js';
 import { isLoopbackUrl } from '../identity/loopback.js';
@@ -96,6 +97,15 @@ export function checkSemantics(raw: RawPolicy, w: SchemaWalker): void {
       d[field]?.forEach((h, j) => {
         if (h === 'host') w.error(w.at(`${p}.${field}[${j}]`), `${p}.${field}[${j}]: "host" cannot be removed (Envoy refuses it)`);
       });
+    }
+    for (const problem of protocolProblems(d.mcp, d.a2a, Array.isArray(d.allowed_roles) ? d.allowed_roles : [])) {
+      const at = w.at(`${p}.${problem.path}`);
+      const message = `${p}.${problem.path.replace(/#key$/, '')}: ${problem.message}`;
+      if (problem.severity === 'error') w.error(at, message);
+      else w.warn(at, message);
+    }
+    if (d.tier_scope === 'response' && !d.dlp) {
+      w.warn(w.at(`${p}.tier_scope`), `${p}.tier_scope: request bodies cross this hop in plaintext and no dlp section scans them`);
     }
     if (d.attestation_required && trusted.length === 0) {
       w.warn(w.at(`${p}.attestation_required`), `${p}: attestation_required with no security_mesh.attestation.trusted_measurements denies every request`);

@@ -3,6 +3,7 @@
  * from the validated YAML, frozen, and swapped atomically so no decision sees a half-applied policy.
  * Paths are already absolute; defaults are already applied.
  */
+import type { ProtocolPolicy } from '../protocols/index.js';
 export type Tier = 'RETRIEVAL' | 'COMPUTATION' | 'FHE';
 export const TIERS: readonly Tier[] = ['RETRIEVAL', 'COMPUTATION', 'FHE'];
 export type AuditLevel = 'FULL_MESH' | 'OUTPUT_ONLY';
@@ -108,6 +109,14 @@ export interface DomainPolicy {
   zoneAccess?: DomainZoneAccess;
   /** Deny (`identity_mismatch`) an agent id seen from two SPIFFE principals within the window. */
   denySharedIdentity?: boolean;
+  /**
+   * `both` (default): request bodies are protected by the tier and responses opened. `response`:
+   * request bodies reach the callee in plaintext after the leak guard (an MCP server or A2A agent
+   * must read its calls); responses are opened as usual.
+   */
+  tierScope?: 'both' | 'response';
+  /** MCP or A2A rules (contract section 7); absent: bodies are not read as JSON-RPC. */
+  protocol?: ProtocolPolicy;
 }
 
 /** A trust zone: the workloads whose SPIFFE principal matches one of its patterns. */

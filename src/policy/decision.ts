@@ -1,5 +1,6 @@
 import type { AuditLevel, Tier } from '../config/types.js';
 import type { ReasonCode } from './reasons.js';
+import type { RpcSummary } from '../protocols/index.js';
 
 /** One step of the pipeline as `Explain` reports it. */
 export interface DecisionStep {
@@ -21,6 +22,8 @@ interface DecisionBase {
   /** Whether this domain masks metadata. */
   masking: boolean;
   steps: DecisionStep[];
+  /** The JSON-RPC method(s) and tool(s) Check judged (agent-protocol domains), for audit and spans. */
+  rpc?: { summary: RpcSummary | undefined; protocol: 'mcp' | 'a2a' };
 }
 
 export interface AllowDecision extends DecisionBase {
@@ -37,6 +40,8 @@ export interface AllowDecision extends DecisionBase {
 export interface DenyDecision extends DecisionBase {
   kind: 'deny';
   reason: ReasonCode;
+  /** A JSON-RPC error body answered with HTTP 200 instead of the usual deny body (denied MCP/A2A calls). */
+  rpcReply?: string;
 }
 
 export type Decision = AllowDecision | DenyDecision;

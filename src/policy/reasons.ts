@@ -22,6 +22,11 @@ export const REASONS = {
   dlp_blocked: { grpc: 7, http: 403, payloadHttp: 403, message: 'the payload contains data that may not leave this hop' },
   payload_rejected: { grpc: 7, http: 403, payloadHttp: 502, message: 'the payload cannot be processed for this domain' },
   payload_too_large: { grpc: 7, http: 403, payloadHttp: 413, message: 'the payload exceeds the size limit of this domain' },
+  // Agent protocols (contract section 7): an ext_proc or Check denial of a JSON-RPC call answers HTTP 200
+  // with a JSON-RPC error for the call's id; `payloadHttp` is the status of a denied notification.
+  method_not_allowed: { grpc: 7, http: 403, payloadHttp: 403, message: 'the JSON-RPC method is not allowed for this caller' },
+  tool_not_allowed: { grpc: 7, http: 403, payloadHttp: 403, message: 'the tool is not allowed for this caller' },
+  arguments_rejected: { grpc: 7, http: 403, payloadHttp: 403, message: 'the tool arguments are not allowed by policy' },
   internal_error: { grpc: 7, http: 403, payloadHttp: 500, message: 'the policy enforcement point failed to process the request' },
 } as const satisfies Record<string, { grpc: number; http: number; payloadHttp: number; message: string }>;
 

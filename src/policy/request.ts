@@ -17,4 +17,8 @@ export interface RequestAttributes {
   contextExtensions: Readonly<Record<string, string>>;
   /** Trace id of the request, when known (for the audit record). */
   traceId: string | undefined;
+  /** The whole request body when Envoy sent it (`with_request_body`, not truncated): agent-protocol rules. */
+  body?: Uint8Array | undefined;
+  /** Method, tool and raw id from Envoy's MCP filter (`envoy.filters.http.mcp` dynamic metadata). */
+  mcpFilter?: { method: string; tool: string | undefined; rawId: string | undefined } | undefined;
 }

@@ -117,6 +117,12 @@ async function requestPath(input: BodyInput): Promise<BodyVerdict> {
   assertJsonIsUtf8(body, ctx.contentType);
   const scan = await scanned(body, input);
   if (scan.action === 'block') return { kind: 'deny', reason: 'dlp_blocked', plaintext, findings: scan.findings };
+  // `tier_scope: response` (an MCP server or A2A agent must read its calls): the request crosses in
+  // plaintext once the leak guard has passed it; answers are still opened by the tier.
+  if (ctx.domain.tierScope === 'response') {
+    if (scan.action !== 'redact') return { kind: 'pass', plaintext, findings: scan.findings };
+    return { kind: 'replace', body: scan.body, contentType: ctx.contentType ?? 'application/octet-stream', headers: {}, plaintext, findings: scan.findings };
+  }
   const out = await handler.protect(scan.body, ctx);
   return { kind: 'replace', body: out.body, contentType: out.contentType, headers: out.headers, plaintext, findings: scan.findings };
 }

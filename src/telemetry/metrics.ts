@@ -118,6 +118,11 @@ export function createMetrics(registry = new Registry()) {
     extprocOutcomes: registry.register(
       new Counter('mesh_pep_extproc_total', 'ext_proc body phases by outcome', ['domain', 'tier', 'phase', 'outcome']),
     ),
+    // Label values are bounded: standard or configured method names, rule names/globs for tools (else
+    // `other` / `unlisted`), so a client cannot grow the series with invented names.
+    rpcCalls: registry.register(
+      new Counter('mesh_pep_rpc_calls_total', 'MCP/A2A JSON-RPC messages by method, tool and decision', ['domain', 'method', 'tool', 'decision']),
+    ),
     credentialCache: registry.register(
       new Counter('mesh_pep_credential_cache_total', 'Verified-credential cache lookups', ['result']),
     ),

@@ -29,6 +29,24 @@ export interface MeshSpanAttributes {
   'mesh.decision'?: string;
   'mesh.reason'?: string;
   'mesh.agent.role'?: string;
+  /** Agent protocols: the JSON-RPC method(s) and tool(s) of the body, never argument values. */
+  'rpc.system'?: string;
+  'rpc.method'?: string;
+  'mcp.method.name'?: string;
+  'gen_ai.tool.name'?: string;
+}
+
+/**
+ * Span attributes of an MCP/A2A body: OTel's `rpc.*` for every JSON-RPC call, `mcp.method.name` for MCP
+ * methods (A2A's are not MCP's), `gen_ai.tool.name` for tools. Names only, never arguments.
+ */
+export function rpcSpanAttributes(rpc: { rpc_method: string; tool?: string }, protocol: 'mcp' | 'a2a'): MeshSpanAttributes {
+  return {
+    'rpc.system': 'jsonrpc',
+    'rpc.method': rpc.rpc_method,
+    ...(protocol === 'mcp' ? { 'mcp.method.name': rpc.rpc_method } : {}),
+    ...(rpc.tool ? { 'gen_ai.tool.name': rpc.tool } : {}),
+  };
 }
 
 export interface SpanHandle {

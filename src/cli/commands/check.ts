@@ -11,7 +11,7 @@ export const command: CliCommand = {
   summary: 'send an Envoy-shaped CheckRequest and print the decision',
   help: `Usage: mesh-pep check [--server HOST:PORT] (--domain D | --host H) --token T
                       [--method M] [--path P] [--header name=value ...] [--principal SPIFFE]
-                      [--json] [--explain]
+                      [--body JSON] [--json] [--explain]
 
 Sends the CheckRequest Envoy's ext_authz filter would send (pseudo-headers, authorization header,
 source principal, context_extensions.domain) and prints the decision readably.
@@ -20,6 +20,7 @@ source principal, context_extensions.domain) and prints the decision readably.
   --host H           :authority (default agents.local); selects the domain by match when --domain is absent
   --token T          bearer credential ("-" reads it from stdin); omit with --no-token to test the deny
   --principal P      source.principal (the caller's SPIFFE id from mTLS)
+  --body TEXT        the request body, as Envoy sends it with with_request_body (MCP/A2A domains)
   --json             print the raw CheckResponse as JSON
   --explain          ask the Admin/Explain API and print every step of the decision
 Exit code: 0 allow, 3 deny, 1 when the server cannot be reached.`,
@@ -36,6 +37,7 @@ Exit code: 0 allow, 3 deny, 1 when the server cannot be reached.`,
         path: { type: 'string', default: '/' },
         header: { type: 'string', multiple: true, default: [] },
         principal: { type: 'string' },
+        body: { type: 'string' },
         json: { type: 'boolean', default: false },
         explain: { type: 'boolean', default: false },
       },
@@ -57,6 +59,7 @@ Exit code: 0 allow, 3 deny, 1 when the server cannot be reached.`,
       headers: extra,
       principal: values.principal ?? '',
       domain: values.domain,
+      ...(values.body !== undefined ? { body: values.body } : {}),
     });
     const services = loadServices();
     const creds = grpc.credentials.createInsecure();
@@ -111,7 +114,7 @@ function printCheck(res: CheckView): void {
   process.stdout.write(out.join('\n') + '\n');
 }
 
-const HTTP_NAMES: Record<string, number> = { Unauthorized: 401, Forbidden: 403, ServiceUnavailable: 503, BadRequest: 400 };
+const HTTP_NAMES: Record<string, number> = { OK: 200, Unauthorized: 401, Forbidden: 403, ServiceUnavailable: 503, BadRequest: 400 };
 function httpCode(c: string | number | undefined): string {
   return typeof c === 'string' ? String(HTTP_NAMES[c] ?? c) : String(c ?? '?');
 }

@@ -43,6 +43,48 @@ export function hostWithoutPort(authority: string): string {
   return colon >= 0 ? a.slice(0, colon) : a;
 }
 
+/** google.protobuf.Value as protobufjs hands it over (camelCase even with keepCase; both read). */
+function structValue(v: unknown): unknown {
+  const o = obj(v);
+  // A decoded message names its set member in the `kind` oneof; unset members read defaults ("" / 0)
+  // through the prototype, so only the named one counts. Plain objects (tests, other codecs): own keys.
+  const kind = typeof o.kind === 'string' ? o.kind : ['stringValue', 'string_value', 'numberValue', 'number_value', 'structValue', 'struct_value', 'boolValue', 'bool_value'].find((k) => Object.hasOwn(o, k));
+  if (kind === undefined) return undefined;
+  const value = o[kind];
+  if (kind === 'structValue' || kind === 'struct_value') return obj(obj(value).fields);
+  return typeof value === 'string' || typeof value === 'number' ? value : undefined;
+}
+
+/**
+ * Envoy's MCP filter metadata: `mcp_proxy` (Envoy ≤1.40 default) or `envoy.filters.http.mcp` (the
+ * newer namespace behind a runtime flag). The operator lists it in ext_authz's
+ * `metadata_context_namespaces`; a client cannot set it.
+ */
+const MCP_NAMESPACES = ['envoy.filters.http.mcp', 'mcp_proxy'];
+
+function mcpFilterMetadata(attributes: Obj): RequestAttributes['mcpFilter'] {
+  const ns = obj(obj(attributes.metadata_context).filter_metadata);
+  for (const name of MCP_NAMESPACES) {
+    const fields = obj(obj(ns[name]).fields);
+    const method = structValue(fields.method);
+    if (typeof method !== 'string' || method === '') continue;
+    const params = obj(structValue(fields.params));
+    const tool = structValue(params.name);
+    const id = structValue(fields.id);
+    const rawId = typeof id === 'string' ? JSON.stringify(id) : typeof id === 'number' && Number.isFinite(id) ? String(id) : undefined;
+    return { method, tool: typeof tool === 'string' ? tool : undefined, rawId };
+  }
+  return undefined;
+}
+
+function bodyOf(http: Obj, headers: ReadonlyMap<string, string>): Uint8Array | undefined {
+  // A body cut at `max_request_bytes` cannot be judged; ext_proc sees the whole one.
+  if (headers.get('x-envoy-auth-partial-body') === 'true') return undefined;
+  const raw = http.raw_body;
+  if (raw instanceof Uint8Array && raw.length > 0) return raw;
+  return typeof http.body === 'string' && http.body !== '' ? Buffer.from(http.body, 'utf8') : undefined;
+}
+
 export function checkRequestToAttributes(checkRequest: unknown): RequestAttributes {
   const attributes = obj(obj(checkRequest).attributes);
   const http = obj(obj(attributes.request).http);
@@ -83,5 +125,7 @@ export function checkRequestToAttributes(checkRequest: unknown): RequestAttribut
     destinationPrincipal: destination === '' ? undefined : destination,
     contextExtensions: ctx,
     traceId: undefined,
+    body: bodyOf(http, headers),
+    mcpFilter: mcpFilterMetadata(attributes),
   };
 }

@@ -45,8 +45,20 @@ function denyResponse(reason: keyof typeof REASONS, decisionId: string): CheckRe
   };
 }
 
+/** A denied JSON-RPC call: HTTP 200 with the JSON-RPC error, so agents read a denial they understand. */
+function rpcDenyResponse(reason: keyof typeof REASONS, decisionId: string, body: string): CheckResponseObject {
+  return {
+    status: { code: REASONS[reason].grpc, message: reason },
+    denied_response: {
+      status: { code: 200 },
+      headers: [headerOption('x-mesh-reason', reason), headerOption('x-mesh-decision-id', decisionId), headerOption('content-type', 'application/json')],
+      body,
+    },
+  };
+}
+
 export function decisionToCheckResponse(d: Decision): CheckResponseObject {
-  if (d.kind === 'deny') return denyResponse(d.reason, d.decisionId);
+  if (d.kind === 'deny') return d.rpcReply !== undefined ? rpcDenyResponse(d.reason, d.decisionId, d.rpcReply) : denyResponse(d.reason, d.decisionId);
   return {
     status: { code: 0, message: '' },
     ok_response: {

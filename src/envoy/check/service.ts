@@ -7,7 +7,7 @@ import { authorizeWithLimits } from '../../server/overload.js';
 import { decodeCheckRequest, encodeCheckResponse, preloadCheckCodec } from './codec.js';
 import { checkRequestToAttributes } from './request.js';
 import { decisionToCheckResponse } from './response.js';
-import { metadataCarrier, type SpanHandle } from '../../telemetry/tracing.js';
+import { metadataCarrier, rpcSpanAttributes, type SpanHandle } from '../../telemetry/tracing.js';
 
 /**
  * `envoy.service.auth.v3.Authorization/Check`. Translation only: the decision is made by
@@ -45,6 +45,7 @@ export function createCheckService(rt: Runtime): grpc.UntypedServiceImplementati
     const respond = (d: Decision) => {
       if (span) {
         span.setAttributes({ 'mesh.domain': d.domain, 'mesh.tier': d.tier, 'mesh.decision': d.kind, 'mesh.reason': d.reason, 'mesh.agent.role': d.role });
+        if (d.rpc?.summary) span.setAttributes(rpcSpanAttributes(d.rpc.summary, d.rpc.protocol));
         span.end();
       }
       callback(null, decisionToCheckResponse(d));

@@ -38,7 +38,8 @@ export type Outbound =
   | { type: 'headers'; phase: HeadersPhase; headers: HeaderChanges }
   | { type: 'body'; phase: BodyPhase; body: BodyChange; headers: HeaderChanges }
   | { type: 'trailers'; phase: TrailersPhase }
-  | { type: 'immediate'; reason: ReasonCode };
+  /** `rpc`: a JSON-RPC error body answered with HTTP 200 (agent-protocol denials of calls with an id). */
+  | { type: 'immediate'; reason: ReasonCode; rpc?: string };
 
 /** A ProcessingRequest that breaks the protocol: answered with gRPC INVALID_ARGUMENT. */
 export class ProtocolViolation extends Error {

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ServerContext } from '../../server/context.js';
-import { metadataCarrier, type SpanHandle, type Tracing } from '../../telemetry/tracing.js';
+import { metadataCarrier, rpcSpanAttributes, type SpanHandle, type Tracing } from '../../telemetry/tracing.js';
 import { loadServices } from '../protos.js';
 import { ProtocolViolation } from './messages.js';
 import { ExtProcStream, type StreamDeps } from './stream.js';
@@ -50,6 +50,7 @@ function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: St
         ...(n.role ? { 'mesh.agent.role': n.role } : {}),
         'mesh.decision': n.outcome,
         'mesh.reason': n.reason,
+        ...(n.rpc?.summary ? rpcSpanAttributes(n.rpc.summary, n.rpc.protocol) : {}),
       });
     }
     span?.end();

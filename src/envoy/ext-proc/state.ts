@@ -37,7 +37,8 @@ export type StreamState =
   | (Established & { at: 'response'; contentType: string | undefined; body: BodyStage })
   /**
    * The stream began at response headers with no decision from Check and an error status: the local
-   * reply of an earlier filter (ext_authz's deny or its `status_on_error`), which Envoy runs through
+   * reply of an earlier filter (ext_authz's deny or its `status_on_error`; also Check's 200 JSON-RPC
+   * denial of an MCP/A2A call), which Envoy runs through
    * ext_proc's response path too. Passed through unchanged: nothing of a callee is in it.
    */
   | { at: 'local_reply' }

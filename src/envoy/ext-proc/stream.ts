@@ -7,6 +7,7 @@ import { tierModule } from '../../protect/registry.js';
 import { protectedRequestRepresentation } from '../../protect/representation.js';
 import { CHECK_TO_EXTPROC_HEADERS } from '../../policy/binding.js';
 import type { ServerContext } from '../../server/context.js';
+import { rpcRequestStep, rpcResponseStep, type RpcExchange } from './rpc-step.js';
 import { BodyBuffer, BodyTally } from './body-buffer.js';
 import { resolveFlow, type Flow } from './flow.js';
 import {
@@ -38,6 +39,8 @@ export interface PhaseNote {
   reason: ReasonCode | 'ok';
   /** Request headers of the exchange (a trace-context carrier when gRPC metadata has none). */
   requestHeaders: ReadonlyMap<string, string> | undefined;
+  /** JSON-RPC method(s) and tool(s) of an MCP/A2A body (span attributes). */
+  rpc?: { summary: RpcExchange['summary']; protocol: 'mcp' | 'a2a' };
 }
 
 type Outcome = 'transform' | 'pass' | 'deny' | 'observe';
@@ -59,6 +62,9 @@ export class ExtProcStream {
   traceId: string | undefined;
   /** Set by every `handle` that returns normally. */
   note: PhaseNote | undefined;
+  /** What the request body called (MCP/A2A domains), for the answer's filter, the audit and spans. */
+  private rpc: RpcExchange | undefined;
+  private responseStatus: string | undefined;
 
   constructor(private readonly deps: StreamDeps) {}
 
@@ -93,6 +99,7 @@ export class ExtProcStream {
       outcome: 'continue',
       reason: 'ok',
       requestHeaders: this.requestHeaders,
+      ...(this.rpc ? { rpc: { summary: this.rpc.summary, protocol: this.rpc.protocol } } : {}),
     };
     return out;
   }
@@ -179,6 +186,7 @@ export class ExtProcStream {
     const { domain } = est.flow;
     // The compiled list is the topology set in masking domains plus per-domain extras (empty otherwise).
     const remove = domain.maskResponseHeaders.filter((h) => m.headers.has(h));
+    this.responseStatus = m.headers.get(':status');
     this.state = {
       flow: est.flow,
       module: est.module,
@@ -227,6 +235,15 @@ export class ExtProcStream {
   private async transform(s: Active, phase: BodyPhase, body: Buffer, earlierChunksCleared: boolean): Promise<Outbound | undefined> {
     const { ctx, scanFor } = this.deps;
     const { flow, module } = s;
+    // Agent protocols come first: a call the role may not make is refused before DLP or the tier see it.
+    if (flow.domain.protocol && direction(phase) === 'request') {
+      const step = rpcRequestStep(flow, body, ctx.metrics);
+      if (step.kind === 'refuse') {
+        this.rpc = step.exchange;
+        return this.refuse(flow, phase, step.reason, false, undefined, undefined, step.rpc);
+      }
+      this.rpc = step.exchange;
+    }
     let verdict: BodyVerdict;
     try {
       const scan = scanFor?.(flow.domain);
@@ -246,6 +263,21 @@ export class ExtProcStream {
     if (verdict.kind === 'deny') {
       ctx.log.warn({ domain: flow.domain.name, decision_id: flow.decisionId, phase, reason: verdict.reason }, 'body refused');
       return this.refuse(flow, phase, verdict.reason, false, verdict.plaintext, verdict.findings);
+    }
+    if (flow.domain.protocol && direction(phase) === 'response') {
+      const plain = verdict.kind === 'replace' ? verdict.body : body;
+      const type = verdict.kind === 'replace' ? verdict.contentType : s.contentType;
+      const step = rpcResponseStep(flow, this.rpc, this.requestHeaders, plain, type, this.responseStatus);
+      if (step.kind === 'refuse') {
+        ctx.log.warn({ domain: flow.domain.name, decision_id: flow.decisionId, phase }, 'agent-protocol answer cannot be filtered');
+        return this.refuse(flow, phase, 'payload_rejected', false, verdict.plaintext);
+      }
+      if (step.kind === 'replace') {
+        verdict =
+          verdict.kind === 'replace'
+            ? { ...verdict, body: step.body }
+            : { kind: 'replace', body: step.body, contentType: type ?? 'application/json', headers: {}, plaintext: verdict.plaintext, findings: verdict.findings };
+      }
     }
     const outcome: Outcome = verdict.kind === 'replace' ? 'transform' : 'pass';
     const audited = await this.audit(flow, phase, outcome, 'ok', verdict.plaintext, verdict.findings);
@@ -312,12 +344,14 @@ export class ExtProcStream {
     observe: boolean,
     plaintext: PayloadDigest | undefined,
     findings?: Readonly<Record<string, number>>,
+    rpc?: string,
   ): Promise<Outbound | undefined> {
     this.releaseBody();
     this.state = { at: 'finished' };
     await this.audit(flow, phase, 'deny', reason, plaintext, findings);
     this.count(flow, phase, 'deny', reason);
-    return observe ? undefined : { type: 'immediate', reason };
+    if (observe) return undefined;
+    return rpc !== undefined ? { type: 'immediate', reason, rpc } : { type: 'immediate', reason };
   }
 
   private count(flow: Flow | undefined, phase: Phase, outcome: Outcome, reason: ReasonCode | 'ok' = 'ok'): void {
@@ -328,6 +362,7 @@ export class ExtProcStream {
       outcome,
       reason,
       requestHeaders: this.requestHeaders,
+      ...(this.rpc ? { rpc: { summary: this.rpc.summary, protocol: this.rpc.protocol } } : {}),
     };
     this.deps.ctx.metrics.extprocOutcomes.inc({ domain: flow?.domain.name ?? '', tier: flow?.domain.tier ?? '', phase, outcome });
   }
@@ -360,6 +395,7 @@ export class ExtProcStream {
       audit_level: flow?.domain.auditLevel ?? null,
       ...(plaintext ? { payload_sha256: plaintext.sha256, payload_bytes: plaintext.bytes } : {}),
       ...(findings && Object.keys(findings).length ? { findings } : {}),
+      ...(this.rpc?.summary ?? {}),
     };
     try {
       await ctx.audit.record(event, { durable: choice.durable });
@@ -382,7 +418,17 @@ export class ExtProcStream {
 function isLocalReply(m: Extract<Inbound, { type: 'headers' }>, msg: InboundMessage): boolean {
   if (m.phase !== 'response_headers' || msg.authz['domain']) return false;
   const status = Number(m.headers.get(':status'));
-  return Number.isInteger(status) && status >= 400 && status <= 599;
+  if (Number.isInteger(status) && status >= 400 && status <= 599) return true;
+  return isCheckRpcDenial(m.headers);
+}
+
+/**
+ * Check's denial of a JSON-RPC call is a 200 local reply (a JSON-RPC error, contract section 7): 200,
+ * JSON, and one of the agent-protocol reasons. Seen with Envoy 1.40 in e2e/mcp.test.ts.
+ */
+const RPC_DENIALS: ReadonlySet<string> = new Set(['method_not_allowed', 'tool_not_allowed', 'arguments_rejected']);
+function isCheckRpcDenial(h: ReadonlyMap<string, string>): boolean {
+  return h.get(':status') === '200' && RPC_DENIALS.has(h.get('x-mesh-reason') ?? '') && (h.get('content-type') ?? '').startsWith('application/json');
 }
 
 function eventName(phase: Phase): AuditEvent['event'] {

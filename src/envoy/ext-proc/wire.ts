@@ -147,7 +147,7 @@ export function encodeResponse(out: Outbound): object {
       const r = REASONS[out.reason];
       return {
         immediate_response: {
-          status: { code: r.payloadHttp },
+          status: { code: out.rpc !== undefined ? 200 : r.payloadHttp },
           headers: headerMutation({
             set: [
               ['content-type', 'application/json'],
@@ -155,7 +155,7 @@ export function encodeResponse(out: Outbound): object {
             ],
             remove: [],
           }),
-          body: Buffer.from(denyBody(out.reason)),
+          body: Buffer.from(out.rpc ?? denyBody(out.reason)),
           details: `mesh_pep_${out.reason}`,
         },
       };

@@ -24,6 +24,8 @@ export interface EnvoyCheckOptions {
   extensions?: Record<string, string>;
   /** Add the headers an Envoy/Istio sidecar adds (x-forwarded-*, x-envoy-*, user-agent, B3). */
   sidecarHeaders?: boolean;
+  /** The request body, as ext_authz sends it with `with_request_body` (`http.body`). */
+  body?: string;
 }
 
 export const CALLER_SPIFFE = 'spiffe://cluster.local/ns/agents/sa/retriever';
@@ -68,7 +70,7 @@ export function envoyCheckRequest(o: EnvoyCheckOptions = {}) {
       destination: { principal: o.destinationPrincipal ?? CALLEE_SPIFFE, address: { socket_address: { address: '10.12.0.9', port_value: 8080 } } },
       request: {
         time: { seconds: Math.floor(Date.now() / 1000), nanos: 0 },
-        http: { id, method, path, host, scheme: 'http', protocol: 'HTTP/1.1', headers, size: '-1' },
+        http: { id, method, path, host, scheme: 'http', protocol: 'HTTP/1.1', headers, size: o.body === undefined ? '-1' : String(Buffer.byteLength(o.body)), ...(o.body !== undefined ? { body: o.body } : {}) },
       },
       context_extensions: { ...(o.domain ? { domain: o.domain } : {}), ...o.extensions },
     },
