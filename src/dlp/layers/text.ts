@@ -1,17 +1,33 @@
 import type { DetectContext, Match } from '../detector.js';
 import { mergeEdits, redactionMarker, totalCounts, applyEdits, resolveMatches, type Edit } from '../edits.js';
 import { scanBase64Runs } from './base64.js';
+import { hasHexRun, scanHexRuns } from './hex.js';
 import { scanJsonText } from './json.js';
 import { MAX_DEPTH, type ScanState } from './state.js';
-import { decodeBackslash, decodePercent, encodeBackslash, encodePercent, hasBackslashEscapes, hasPercentEscapes, type DecodedView } from './views.js';
+import {
+  decodeBackslash,
+  decodeHtmlRefs,
+  decodePercent,
+  encodeBackslash,
+  encodePercent,
+  hasBackslashEscapes,
+  hasHtmlRefs,
+  hasPercentEscapes,
+  needsNormalizing,
+  normalizeView,
+  type DecodedView,
+} from './views.js';
 
 /**
  * The string layer: every JSON string value, form value and text body goes through here. It looks for
  * the encodings agents wrap data in and follows each one down (bounded by MAX_DEPTH):
  *   1. a string that is itself JSON (tool-call `arguments`) → the JSON layer, re-serialised in place;
- *   2. decoded views (percent encoding, backslash escapes) → findings mapped back to raw offsets;
+ *   2. decoded views (percent encoding, backslash escapes, HTML character references) → findings
+ *      mapped back to raw offsets (double encoding is one more level down);
  *   3. the detectors over the raw text;
- *   4. base64 runs that decode to text → re-encoded after redaction.
+ *   4. the normalization view (format characters removed, Unicode spaces, dashes and compatibility
+ *      forms folded) when the text has non-ASCII characters, mapped back to the raw span;
+ *   5. hex and base64 runs that decode to text → re-encoded after redaction.
  * Returns edits in this text's coordinates; earlier steps win where findings overlap.
  */
 export function scanText(state: ScanState, text: string, ctx: DetectContext, depth: number): Edit[] {
@@ -29,7 +45,15 @@ export function scanText(state: ScanState, text: string, ctx: DetectContext, dep
   if (hasBackslashEscapes(text)) {
     edits = mergeEdits(edits, viaView(state, decodeBackslash(text), ctx, depth, encodeBackslash));
   }
+  if (hasHtmlRefs(text)) {
+    edits = mergeEdits(edits, viaView(state, decodeHtmlRefs(text), ctx, depth, same));
+  }
   edits = mergeEdits(edits, detect(state, text, ctx));
+  if (needsNormalizing(text)) {
+    const view = normalizeView(text);
+    if (view.decoded !== text) edits = mergeEdits(edits, viaView(state, view, ctx, depth, same));
+  }
+  if (hasHexRun(text)) edits = mergeEdits(edits, scanHexRuns(state, text, ctx, depth, edits));
   return mergeEdits(edits, scanBase64Runs(state, text, ctx, depth, edits));
 }
 
@@ -45,6 +69,9 @@ export function detect(state: ScanState, text: string, ctx: DetectContext): Edit
     .filter((m) => state.enabled.has(m.entity))
     .map((m) => ({ start: m.start, end: m.end, text: redactionMarker(m.entity), counts: { [m.entity]: 1 } }));
 }
+
+/** Markers are plain ASCII: a view whose raw form is plain text takes them as they are. */
+const same = (t: string): string => t;
 
 function viaView(state: ScanState, view: DecodedView, ctx: DetectContext, depth: number, encode: (t: string) => string): Edit[] {
   if (!state.budget.spendDecoded(view.decoded.length)) return [];
