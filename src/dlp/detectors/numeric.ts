@@ -11,6 +11,8 @@ import { hasContext, isWordChar, type DetectContext, type Detector, type Match }
 
 const ABA_CONTEXT = /rout|\baba\b|aba[_ -]?(?:no|num)|\brtn\b|transit/i;
 const SSN_CONTEXT = /ssn|social[_ -]?sec|soc[_ -]?sec|taxpayer|\bitin\b/i;
+/** Words before a dotted quad that make it a version or an object identifier, not an address. */
+const VERSION_CONTEXT = /(?:\bv|version|\bver|release|build|firmware|\bsdk|\boid|urn:oid:|\bos)[\s:=#"'/]*$/i;
 const PHONE_CONTEXT = /phone|\btel|mobile|\bcell|\bfax\b|\bsms\b|whatsapp|\bcall\b|contact/i;
 
 const MAX_WINDOW_GROUPS = 6;
@@ -121,17 +123,26 @@ function classify(t: Token, i: number, j: number, text: string, ctx: DetectConte
   const seps = t.seps.slice(i, j);
   const start = t.starts[i];
 
-  // IPv4: four dotted octets, no leading zeros; 0.x and 255.x are masks and wildcards, not hosts.
+  // IPv4: four dotted octets, no leading zeros; 0.x and 255.x are masks and wildcards, not hosts. The
+  // four groups must be the whole token (`1.3.6.1.4.1.311` is an OID), and a version or OID named just
+  // before (`version 10.2.0.1`, `oid 2.5.4.3`) is not an address.
   if (n === 4 && !plus && !anyParen && seps.every((s) => s === '.')) {
     const ok = groups.every((g) => g.length <= 3 && (g.length === 1 || g[0] !== '0') && Number(g) <= 255);
-    if (ok && groups[0] !== '0' && groups[0] !== '255') return 'IP_ADDRESS';
-    return undefined;
+    if (!ok) {
+      if (!groups.every((g) => g.length === 4)) return undefined; // 4111.1111.1111.1111 may still be a card
+    } else {
+      const whole = i === 0 && j === t.groups.length - 1;
+      if (whole && groups[0] !== '0' && groups[0] !== '255' && !hasContext(text, start, ctx, VERSION_CONTEXT, 24)) return 'IP_ADDRESS';
+      return undefined;
+    }
   }
 
   if (!plus && !anyParen) {
-    const sep = sameSeps(t.seps, i, j, ' -');
+    const sep = sameSeps(t.seps, i, j, ' -.');
     if (sep !== undefined && len >= 13 && len <= 19) {
-      const shapeOk = n === 1 || (groups[0].length === 4 && groups.every((g) => g.length >= 1 && g.length <= 6));
+      // Grouped as printed (4-4-4-4, 4-6-5) or with one separator lost (`4111⁠1111 1111 1111` after a
+      // zero-width character is removed): groups of 1-8 digits led by at least four.
+      const shapeOk = n === 1 || (groups[0].length >= 4 && groups.every((g) => g.length >= 1 && g.length <= 8) && (sep !== '.' || groups.every((g) => g.length === 4)));
       if (shapeOk && luhnValid(digits) && cardIssuerPlausible(digits)) return 'CREDIT_CARD';
     }
     if (n === 3 && sep !== undefined && sep !== '' && groups[0].length === 3 && groups[1].length === 2 && groups[2].length === 4) {

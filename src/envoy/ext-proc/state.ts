@@ -33,7 +33,7 @@ export interface Established {
  */
 export type StreamState =
   | { at: 'start' }
-  | (Established & { at: 'request'; contentType: string | undefined; body: BodyStage })
-  | (Established & { at: 'response'; contentType: string | undefined; body: BodyStage })
+  | (Established & { at: 'request'; contentType: string | undefined; contentEncoding: string | undefined; body: BodyStage })
+  | (Established & { at: 'response'; contentType: string | undefined; contentEncoding: string | undefined; body: BodyStage })
   /** An immediate response was sent: Envoy ignores this stream from now on; late chunks are dropped. */
   | { at: 'finished' };

@@ -127,7 +127,7 @@ export class ExtProcStream {
     }
     const est: Established = { flow, module, observe: msg.observability };
     if (m.phase === 'request_headers') {
-      this.state = { ...est, at: 'request', contentType: m.headers.get('content-type'), body: m.endOfStream ? { stage: 'absent' } : { stage: 'expected' } };
+      this.state = { ...est, at: 'request', contentType: m.headers.get('content-type'), contentEncoding: m.headers.get('content-encoding'), body: m.endOfStream ? { stage: 'absent' } : { stage: 'expected' } };
       return this.answer(est, { type: 'headers', phase: m.phase, headers: NO_HEADER_CHANGES });
     }
     return this.enterResponse(est, m);
@@ -156,6 +156,7 @@ export class ExtProcStream {
       observe: est.observe,
       at: 'response',
       contentType: m.headers.get('content-type'),
+      contentEncoding: m.headers.get('content-encoding'),
       body: m.endOfStream ? { stage: 'absent' } : { stage: 'expected' },
     };
     return this.answer(est, { type: 'headers', phase: 'response_headers' satisfies HeadersPhase, headers: { set: [], remove } });
@@ -194,7 +195,7 @@ export class ExtProcStream {
     try {
       const scan = scanFor?.(flow.domain);
       verdict = await processBody({
-        ctx: { policy: flow.policy, domain: flow.domain, contentType: s.contentType, direction: direction(phase) },
+        ctx: { policy: flow.policy, domain: flow.domain, contentType: s.contentType, contentEncoding: s.contentEncoding, direction: direction(phase) },
         body,
         handler: module.handler,
         ...(scan ? { scan } : {}),
@@ -222,7 +223,7 @@ export class ExtProcStream {
         ['content-length', String(verdict.body.length)],
         ...Object.entries(verdict.headers),
       ];
-      return { type: 'body', phase, body: { kind: 'replace', body: verdict.body }, headers: { set, remove: [] } };
+      return { type: 'body', phase, body: { kind: 'replace', body: verdict.body }, headers: { set, remove: [...(verdict.removeHeaders ?? [])] } };
     }
     // Earlier chunks were cleared from Envoy's copy: the last answer must carry the whole body again.
     return earlierChunksCleared
