@@ -23,6 +23,8 @@ export interface AuditEvent {
   payload_bytes?: number;
   /** DLP findings by entity type (counts only, never values). */
   findings?: Readonly<Record<string, number>>;
+  /** Where each finding was, `ENTITY@layer>layer` (e.g. `STRIPE_KEY@json>base64`): names only. */
+  finding_layers?: readonly string[];
 }
 
 export interface AuditRecord extends AuditEvent {

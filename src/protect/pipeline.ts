@@ -19,6 +19,8 @@ export interface ScanResult {
   body: Uint8Array;
   /** Findings by entity type: counts only, never values. */
   findings: Readonly<Record<string, number>>;
+  /** Where each finding was (`ENTITY@layer>layer`), for the audit and the span; names only. */
+  layers?: readonly string[];
 }
 
 /** The leak-guard step; wired in by the server when the domain has a `dlp` block. */
@@ -42,7 +44,7 @@ export type BodyVerdict =
       findings: Readonly<Record<string, number>>;
     }
   | { kind: 'pass'; plaintext: PayloadDigest; findings: Readonly<Record<string, number>> }
-  | { kind: 'deny'; reason: ReasonCode; plaintext: PayloadDigest | undefined; findings: Readonly<Record<string, number>> };
+  | { kind: 'deny'; reason: ReasonCode; plaintext: PayloadDigest | undefined; findings: Readonly<Record<string, number>>; layers?: readonly string[] };
 
 export interface BodyInput {
   ctx: PayloadContext;
@@ -135,7 +137,7 @@ async function requestPath(input: BodyInput): Promise<BodyVerdict> {
   const plaintext = digest(body);
   assertJsonIsUtf8(body, ctx.contentType);
   const scan = await scanned(body, { ...input, ctx: plainCtx });
-  if (scan.action === 'block') return { kind: 'deny', reason: 'dlp_blocked', plaintext, findings: scan.findings };
+  if (scan.action === 'block') return { kind: 'deny', reason: 'dlp_blocked', plaintext, findings: scan.findings, ...(scan.layers ? { layers: scan.layers } : {}) };
   const out = await handler.protect(scan.body, plainCtx);
   return {
     kind: 'replace',
@@ -167,7 +169,7 @@ async function responsePath(input: BodyInput): Promise<BodyVerdict> {
   const plaintext = digest(plainBody);
   assertJsonIsUtf8(plainBody, plainType);
   const scan = await scanned(plainBody, { ...input, ctx: { ...plainCtx, contentType: plainType } });
-  if (scan.action === 'block') return { kind: 'deny', reason: 'dlp_blocked', plaintext, findings: scan.findings };
+  if (scan.action === 'block') return { kind: 'deny', reason: 'dlp_blocked', plaintext, findings: scan.findings, ...(scan.layers ? { layers: scan.layers } : {}) };
   if (!opened && scan.action !== 'redact') return { kind: 'pass', plaintext, findings: scan.findings };
   return {
     kind: 'replace',

@@ -23,17 +23,17 @@ test('redact: findings counted, body rewritten', () => {
 
 test('block: findings counted, no body (the caller answers 403 dlp_blocked)', () => {
   const r = scanner({ action: 'block' }).scan(BODY, 'application/json');
-  assert.deepEqual(r, { action: 'block', findings: { EMAIL: 1, CREDIT_CARD: 1 }, body: undefined, truncated: false });
+  assert.deepEqual(r, { action: 'block', findings: { EMAIL: 1, CREDIT_CARD: 1 }, body: undefined, truncated: false, layers: ['CREDIT_CARD@json', 'EMAIL@json'] });
 });
 
 test('report: findings counted, body passes unchanged', () => {
   const r = scanner({ action: 'report' }).scan(BODY, 'application/json');
-  assert.deepEqual(r, { action: 'report', findings: { EMAIL: 1, CREDIT_CARD: 1 }, body: undefined, truncated: false });
+  assert.deepEqual(r, { action: 'report', findings: { EMAIL: 1, CREDIT_CARD: 1 }, body: undefined, truncated: false, layers: ['CREDIT_CARD@json', 'EMAIL@json'] });
 });
 
 test('nothing found: pass in every mode', () => {
   for (const action of ['redact', 'block', 'report'] as const) {
-    assert.deepEqual(scanner({ action }).scan(CLEAN, 'application/json'), { action: 'pass', findings: {}, body: undefined, truncated: false });
+    assert.deepEqual(scanner({ action }).scan(CLEAN, 'application/json'), { action: 'pass', findings: {}, body: undefined, truncated: false, layers: [] });
   }
   assert.equal(scanner().scan(new Uint8Array(0), undefined).action, 'pass');
 });

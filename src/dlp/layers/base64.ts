@@ -3,7 +3,7 @@ import { applyEdits, totalCounts, type Edit } from '../edits.js';
 import { longRuns } from '../runs.js';
 import { mostlyPrintableText } from './printable.js';
 import { scanText } from './text.js';
-import type { ScanState } from './state.js';
+import { within, type ScanState } from './state.js';
 
 /**
  * Base64 (standard or URL-safe) runs of at least MIN_RUN characters that decode to mostly printable
@@ -109,7 +109,7 @@ function scanRun(state: ScanState, run: string, start: number, ctx: DetectContex
   if (bytes.length < MIN_DECODED || !mostlyPrintableText(bytes, true)) return undefined;
   const decoded = bytes.toString('utf8');
   if (!state.budget.spendDecoded(decoded.length)) return undefined;
-  const inner = scanText(state, decoded, ctx, depth + 1);
+  const inner = within(state, 'base64', () => scanText(state, decoded, ctx, depth + 1));
   if (inner.length === 0) return undefined;
   let reencoded = Buffer.from(applyEdits(decoded, inner), 'utf8').toString(encoding);
   // Keep the original's padding style: strip only when the input was visibly unpadded.

@@ -3,7 +3,7 @@ import { applyEdits, totalCounts, type Edit } from '../edits.js';
 import { findRuns } from '../runs.js';
 import { mostlyPrintableText } from './printable.js';
 import { scanText } from './text.js';
-import type { ScanState } from './state.js';
+import { within, type ScanState } from './state.js';
 
 /**
  * Hex-encoded text (`616c696365406578616d706c652e636f6d`): runs of an even number of hex digits, in
@@ -47,7 +47,7 @@ export function scanHexRuns(state: ScanState, text: string, ctx: DetectContext, 
     if (!mostlyPrintableText(bytes, true)) continue;
     const decoded = bytes.toString('utf8');
     if (!state.budget.spendDecoded(decoded.length)) break;
-    const inner = scanText(state, decoded, ctx, depth + 1);
+    const inner = within(state, 'hex', () => scanText(state, decoded, ctx, depth + 1));
     if (inner.length === 0) continue;
     let reencoded = Buffer.from(applyEdits(decoded, inner), 'utf8').toString('hex');
     if (upper) reencoded = reencoded.toUpperCase();

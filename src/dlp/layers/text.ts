@@ -3,7 +3,7 @@ import { mergeEdits, redactionMarker, totalCounts, applyEdits, resolveMatches, t
 import { scanBase64Runs } from './base64.js';
 import { hasHexRun, scanHexRuns } from './hex.js';
 import { scanJsonText } from './json.js';
-import { MAX_DEPTH, type ScanState } from './state.js';
+import { MAX_DEPTH, within, type ScanState } from './state.js';
 import {
   decodeBackslash,
   decodeHtmlRefs,
@@ -40,18 +40,18 @@ export function scanText(state: ScanState, text: string, ctx: DetectContext, dep
   // Decoded views first: a raw match next to an escape (`\u0062ob@x.com`) would cut the escape in half.
   let edits: Edit[] = [];
   if (hasPercentEscapes(text)) {
-    edits = viaView(state, decodePercent(text, false), ctx, depth, (t) => encodePercent(t, false));
+    edits = viaView(state, 'url', decodePercent(text, false), ctx, depth, (t) => encodePercent(t, false));
   }
   if (hasBackslashEscapes(text)) {
-    edits = mergeEdits(edits, viaView(state, decodeBackslash(text), ctx, depth, encodeBackslash));
+    edits = mergeEdits(edits, viaView(state, 'escape', decodeBackslash(text), ctx, depth, encodeBackslash));
   }
   if (hasHtmlRefs(text)) {
-    edits = mergeEdits(edits, viaView(state, decodeHtmlRefs(text), ctx, depth, same));
+    edits = mergeEdits(edits, viaView(state, 'html', decodeHtmlRefs(text), ctx, depth, same));
   }
   edits = mergeEdits(edits, detect(state, text, ctx));
   if (needsNormalizing(text)) {
     const view = normalizeView(text);
-    if (view.decoded !== text) edits = mergeEdits(edits, viaView(state, view, ctx, depth, same));
+    if (view.decoded !== text) edits = mergeEdits(edits, viaView(state, 'unicode', view, ctx, depth, same));
   }
   if (hasHexRun(text)) edits = mergeEdits(edits, scanHexRuns(state, text, ctx, depth, edits));
   return mergeEdits(edits, scanBase64Runs(state, text, ctx, depth, edits));
@@ -65,17 +65,18 @@ export function detect(state: ScanState, text: string, ctx: DetectContext): Edit
     d.find(text, ctx, state.enabled, matches);
   }
   if (matches.length === 0) return [];
+  const where = state.trail.length === 0 ? 'text' : state.trail.join('>');
   return resolveMatches(matches)
     .filter((m) => state.enabled.has(m.entity))
-    .map((m) => ({ start: m.start, end: m.end, text: redactionMarker(m.entity), counts: { [m.entity]: 1 } }));
+    .map((m) => ({ start: m.start, end: m.end, text: redactionMarker(m.entity), counts: { [`${m.entity}@${where}`]: 1 } }));
 }
 
 /** Markers are plain ASCII: a view whose raw form is plain text takes them as they are. */
 const same = (t: string): string => t;
 
-function viaView(state: ScanState, view: DecodedView, ctx: DetectContext, depth: number, encode: (t: string) => string): Edit[] {
+function viaView(state: ScanState, layer: string, view: DecodedView, ctx: DetectContext, depth: number, encode: (t: string) => string): Edit[] {
   if (!state.budget.spendDecoded(view.decoded.length)) return [];
-  const inner = scanText(state, view.decoded, ctx, depth + 1);
+  const inner = within(state, layer, () => scanText(state, view.decoded, ctx, depth + 1));
   return inner.map((e) => ({ start: view.map[e.start], end: view.map[e.end], text: encode(e.text), counts: e.counts }));
 }
 
@@ -96,11 +97,11 @@ function scanEmbeddedJson(state: ScanState, text: string, ctx: DetectContext, de
       return undefined;
     }
     if (typeof parsed !== 'string') return undefined;
-    const inner = scanText(state, parsed, ctx, depth + 1);
+    const inner = within(state, 'json', () => scanText(state, parsed, ctx, depth + 1));
     if (inner.length === 0) return [];
     return [{ start: 0, end: text.length, text: JSON.stringify(applyEdits(parsed, inner)), counts: totalCounts(inner) }];
   }
-  return scanJsonText(state, text, depth + 1, ctx.key);
+  return within(state, 'json', () => scanJsonText(state, text, depth + 1, ctx.key));
 }
 
 function firstNonSpace(text: string): number {

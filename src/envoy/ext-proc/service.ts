@@ -50,6 +50,7 @@ function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: St
         ...(n.role ? { 'mesh.agent.role': n.role } : {}),
         'mesh.decision': n.outcome,
         'mesh.reason': n.reason,
+        ...(n.dlpFindings ? { 'mesh.dlp.findings': n.dlpFindings.join(',') } : {}),
       });
     }
     span?.end();

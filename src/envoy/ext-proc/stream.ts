@@ -5,11 +5,13 @@ import type { ReasonCode } from '../../policy/reasons.js';
 import { processBody, type BodyVerdict, type PayloadDigest, type PayloadScan } from '../../protect/pipeline.js';
 import { tierModule } from '../../protect/registry.js';
 import type { ServerContext } from '../../server/context.js';
+import { recordKind, RecordOverflow, RecordSplitter } from '../../dlp/stream-records.js';
 import { BodyBuffer, BodyTally } from './body-buffer.js';
 import { resolveFlow, type Flow } from './flow.js';
 import {
   NO_HEADER_CHANGES,
   ProtocolViolation,
+  type BodyChange,
   type BodyPhase,
   type HeadersPhase,
   type Inbound,
@@ -35,6 +37,8 @@ export interface PhaseNote {
   reason: ReasonCode | 'ok';
   /** Request headers of the exchange (a trace-context carrier when gRPC metadata has none). */
   requestHeaders: ReadonlyMap<string, string> | undefined;
+  /** What a leak-guard refusal was about, `ENTITY@layers` (span attribute `mesh.dlp.findings`). */
+  dlpFindings?: readonly string[];
 }
 
 type Outcome = 'transform' | 'pass' | 'deny' | 'observe';
@@ -171,6 +175,12 @@ export class ExtProcStream {
     }
     if (s.observe) return this.observeBody(s, stage, m);
 
+    if (stage.stage === 'streaming') return this.streamRecords(s, stage, m);
+    if (stage.stage === 'expected' && !m.endOfStream) {
+      const streaming = this.recordStream(s);
+      if (streaming) return this.streamRecords(s, streaming, m);
+    }
+
     let receiving: Extract<BodyStage, { stage: 'receiving' }>;
     if (stage.stage === 'receiving') receiving = stage;
     else if (stage.stage === 'expected') receiving = { stage: 'receiving', buffer: new BodyBuffer(s.flow.domain.maxBodyBytes), chunks: 0 };
@@ -186,6 +196,67 @@ export class ExtProcStream {
     }
     s.body = { stage: 'complete' };
     return this.transform(s, m.phase, receiving.buffer.take(), receiving.chunks > 1);
+  }
+
+  /**
+   * A response streamed as records (SSE events, NDJSON lines) in a leak-guard domain, without a content
+   * coding: scanned record by record, so an agent's event stream is not held until it ends. Anything
+   * else (request bodies, which every tier seals whole; protected responses) is buffered.
+   */
+  private recordStream(s: Active): Extract<BodyStage, { stage: 'streaming' }> | undefined {
+    if (s.at !== 'response' || s.contentEncoding) return undefined;
+    const kind = recordKind(s.contentType);
+    const scan = kind ? this.deps.scanFor?.(s.flow.domain) : undefined;
+    if (!kind || !scan) return undefined;
+    return { stage: 'streaming', records: new RecordSplitter(kind, Math.min(s.flow.domain.maxBodyBytes, 1024 * 1024)), tally: new BodyTally(), findings: {}, scan, redacted: false };
+  }
+
+  private async streamRecords(s: Active, stage: Extract<BodyStage, { stage: 'streaming' }>, m: Extract<Inbound, { type: 'body' }>): Promise<Outbound | undefined> {
+    const { flow } = s;
+    s.body = stage;
+    stage.tally.add(m.body);
+    let ready: Buffer;
+    try {
+      ready = stage.records.push(m.body);
+    } catch (e) {
+      if (e instanceof RecordOverflow) return this.refuse(flow, m.phase, 'payload_too_large', false, undefined, stage.findings);
+      throw e;
+    }
+    if (m.endOfStream) ready = ready.length ? Buffer.concat([ready, stage.records.end()]) : stage.records.end();
+    let out: Uint8Array = ready;
+    if (ready.length) {
+      const ctx = { policy: flow.policy, domain: flow.domain, contentType: s.contentType, direction: 'response' as const };
+      let r;
+      try {
+        r = await stage.scan(ready, ctx);
+      } catch (e) {
+        this.deps.ctx.log.error({ err: { message: (e as Error).message }, domain: flow.domain.name, decision_id: flow.decisionId, phase: m.phase }, 'stream scan failed');
+        return this.refuse(flow, m.phase, 'internal_error', false, undefined);
+      }
+      for (const [entity, n] of Object.entries(r.findings)) {
+        stage.findings[entity] = (stage.findings[entity] ?? 0) + n;
+        this.deps.ctx.metrics.dlpFindings.inc({ domain: flow.domain.name, entity, action: flow.domain.dlp?.action ?? 'report' }, n);
+      }
+      if (r.action === 'block') {
+        this.deps.ctx.log.warn({ domain: flow.domain.name, decision_id: flow.decisionId, phase: m.phase, reason: 'dlp_blocked' }, 'stream refused');
+        return this.refuse(flow, m.phase, 'dlp_blocked', false, undefined, stage.findings, r.layers);
+      }
+      if (r.action === 'redact') {
+        out = r.body;
+        stage.redacted = true;
+      }
+    }
+    if (m.endOfStream) {
+      s.body = { stage: 'complete' };
+      const outcome: Outcome = stage.redacted ? 'transform' : 'pass';
+      const audited = await this.audit(flow, m.phase, outcome, 'ok', stage.tally.digest(), stage.findings);
+      if (!audited) return this.refuse(flow, m.phase, 'audit_unavailable', false, undefined);
+      this.count(flow, m.phase, outcome);
+    }
+    // Each chunk's answer carries exactly the records released now: the held tail is cleared from
+    // Envoy's copy and sent with the chunk that completes it.
+    const body: BodyChange = out.length === 0 ? { kind: 'clear' } : { kind: 'replace', body: out };
+    return { type: 'body', phase: m.phase, body, headers: NO_HEADER_CHANGES };
   }
 
   private async transform(s: Active, phase: BodyPhase, body: Buffer, earlierChunksCleared: boolean): Promise<Outbound | undefined> {
@@ -209,7 +280,7 @@ export class ExtProcStream {
     }
     if (verdict.kind === 'deny') {
       ctx.log.warn({ domain: flow.domain.name, decision_id: flow.decisionId, phase, reason: verdict.reason }, 'body refused');
-      return this.refuse(flow, phase, verdict.reason, false, verdict.plaintext, verdict.findings);
+      return this.refuse(flow, phase, verdict.reason, false, verdict.plaintext, verdict.findings, verdict.layers);
     }
     const outcome: Outcome = verdict.kind === 'replace' ? 'transform' : 'pass';
     const audited = await this.audit(flow, phase, outcome, 'ok', verdict.plaintext, verdict.findings);
@@ -248,8 +319,8 @@ export class ExtProcStream {
   // --- trailers --------------------------------------------------------------------------------
 
   private async trailers(s: Active, phase: TrailersPhase): Promise<Outbound | undefined> {
-    if (s.body.stage === 'receiving') {
-      // Trailers ended a body whose chunks were all cleared; a trailers answer cannot carry the
+    if (s.body.stage === 'receiving' || s.body.stage === 'streaming') {
+      // Trailers ended a body whose chunks (or whose last record) were cleared; a trailers answer cannot carry the
       // protected body, so refuse rather than deliver an empty or plaintext one.
       this.deps.ctx.log.warn({ domain: s.flow.domain.name, decision_id: s.flow.decisionId, phase }, 'body ended by trailers cannot be replaced');
       return this.refuse(s.flow, phase, 'payload_rejected', false, undefined);
@@ -271,10 +342,12 @@ export class ExtProcStream {
     observe: boolean,
     plaintext: PayloadDigest | undefined,
     findings?: Readonly<Record<string, number>>,
+    layers?: readonly string[],
   ): Promise<Outbound | undefined> {
     this.state = { at: 'finished' };
-    await this.audit(flow, phase, 'deny', reason, plaintext, findings);
+    await this.audit(flow, phase, 'deny', reason, plaintext, findings, layers);
     this.count(flow, phase, 'deny', reason);
+    if (layers?.length && this.note) this.note.dlpFindings = layers;
     return observe ? undefined : { type: 'immediate', reason };
   }
 
@@ -298,6 +371,7 @@ export class ExtProcStream {
     reason: ReasonCode | 'ok',
     plaintext: PayloadDigest | undefined,
     findings: Readonly<Record<string, number>> | undefined,
+    layers?: readonly string[],
   ): Promise<boolean> {
     const { ctx } = this.deps;
     const decision = outcome === 'observe' ? 'pass' : outcome;
@@ -318,6 +392,7 @@ export class ExtProcStream {
       audit_level: flow?.domain.auditLevel ?? null,
       ...(plaintext ? { payload_sha256: plaintext.sha256, payload_bytes: plaintext.bytes } : {}),
       ...(findings && Object.keys(findings).length ? { findings } : {}),
+      ...(layers?.length ? { finding_layers: layers } : {}),
     };
     try {
       await ctx.audit.record(event, { durable: choice.durable });
