@@ -3,7 +3,9 @@ import { ScanBudget } from './budget.js';
 import type { Detector } from './detector.js';
 import { awsSecretDetector } from './detectors/aws-secret.js';
 import { canaryDetector, compileCanaries } from './detectors/canary.js';
+import { cloudKeysDetector } from './detectors/cloud-keys.js';
 import { credentialUriDetector } from './detectors/credential-uri.js';
+import { cryptoKeyDetector } from './detectors/crypto-key.js';
 import { emailDetector } from './detectors/email.js';
 import { ibanDetector } from './detectors/iban.js';
 import { ipv6Detector } from './detectors/ipv6.js';
@@ -49,6 +51,8 @@ const BUILT_IN: readonly Detector[] = [
   privateKeyDetector,
   secretsDetector,
   awsSecretDetector,
+  cloudKeysDetector,
+  cryptoKeyDetector,
   credentialUriDetector,
   emailDetector,
   ibanDetector,
