@@ -65,7 +65,7 @@ export const emailDetector: Detector = {
         const domain = text.slice(at + 1, e);
         // `https://carol@git.host/…` is a URL's user name, not a mailbox (credential URIs are their own entity).
         // Invisible characters between `://` and the user name do not make it a mailbox either.
-        const urlUser = (s >= 3 && text.startsWith('://', s - 3)) || text.slice(Math.max(0, s - 12), s).replace(INVISIBLE, '').endsWith('://');
+        const urlUser = (s >= 3 && text.startsWith('://', s - 3)) || /:\/\/[A-Za-z0-9._%+'-]*$/.test(text.slice(Math.max(0, s - 80), s).replace(INVISIBLE, ''));
         if (!urlUser && local[local.length - 1] !== '.' && !local.includes('..') && plausibleDomain(domain) && !isPlaceholder(text.slice(s, e))) {
           out.push({ start: s, end: e, entity: 'EMAIL' });
           floor = e;
