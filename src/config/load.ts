@@ -24,7 +24,8 @@ export function parsePolicy(text: string, file: string): ParseResult {
   const problems: ConfigProblem[] = [];
   for (const e of doc.errors.slice(0, 1)) {
     // Later YAML errors are usually consequences of the first; one precise message helps more.
-    const at = e.linePos?.[0] ?? { line: 1, col: 1 };
+    // `linePos` is only filled with prettyErrors; the offset is always there.
+    const at = e.linePos?.[0] ?? (typeof e.pos?.[0] === 'number' ? lines.linePos(e.pos[0]) : { line: 1, col: 1 });
     problems.push({ file, line: at.line, col: at.col, message: `not valid YAML: ${e.message.split('\n')[0]}`, severity: 'error' });
   }
   if (problems.length) return { policy: undefined, problems };

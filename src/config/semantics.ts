@@ -2,6 +2,7 @@ import { parseFieldPath } from '../protect/json-path.js';
 import { dlpSettingsProblems } from '../dlp/index.js';
 import type { RawPolicy } from './raw.js';
 import type { SchemaWalker } from './schema-walker.js';
+import { isLoopbackUrl } from '../identity/loopback.js';
 
 /**
  * Rules a schema cannot express: uniqueness, sections that only fit some tiers, regexes that must
@@ -14,8 +15,14 @@ export function checkSemantics(raw: RawPolicy, w: SchemaWalker): void {
   if (m.identity?.jwks_file && m.identity?.jwks_uri) {
     w.error(w.at(`${base}.identity.jwks_uri#key`), 'security_mesh.identity: set jwks_file or jwks_uri, not both');
   }
-  if (m.identity?.jwks_uri?.startsWith('http://')) {
-    w.warn(w.at(`${base}.identity.jwks_uri`), 'security_mesh.identity.jwks_uri: plain http lets anyone on the path swap the issuer keys');
+  if (typeof m.identity?.jwks_uri === 'string' && /^http:/i.test(m.identity.jwks_uri) && !isLoopbackUrl(m.identity.jwks_uri)) {
+    w.error(w.at(`${base}.identity.jwks_uri`), 'security_mesh.identity.jwks_uri: plain http lets anyone on the path swap the issuer keys; use https (http is accepted only for loopback hosts)');
+  }
+  if (Array.isArray(m.identity?.audiences) && m.identity.audiences.length === 0) {
+    w.error(w.at(`${base}.identity.audiences`), 'security_mesh.identity.audiences: must name at least one audience (an empty list would switch the audience check off)');
+  }
+  if (m.server?.tls?.allowed_clients && !m.server.tls.client_ca_file) {
+    w.error(w.at(`${base}.server.tls.allowed_clients#key`), 'security_mesh.server.tls.allowed_clients: needs client_ca_file (only verified client certificates carry identities)');
   }
   if (!m.identity) {
     w.warn(w.at(`${base}#key`), 'security_mesh.identity: section absent, using development defaults (issuer "mesh-pep", audience "agent-mesh", jwks_file keys/issuer.jwks.json)');
@@ -34,6 +41,13 @@ export function checkSemantics(raw: RawPolicy, w: SchemaWalker): void {
 
     if (d.computation && d.tier !== 'COMPUTATION') {
       w.error(w.at(`${p}.computation#key`), `${p}.computation: only COMPUTATION domains take a computation section (tier is ${d.tier})`);
+    }
+    const budget = m.server?.max_inflight_body_bytes;
+    if (budget !== undefined && typeof d.max_body_bytes === 'number' && d.max_body_bytes > budget) {
+      w.error(
+        w.at(`${p}.max_body_bytes`),
+        `${p}.max_body_bytes: ${d.max_body_bytes} is more than server.max_inflight_body_bytes (${budget}); such a body could never be processed`,
+      );
     }
     if (d.fhe && d.tier !== 'FHE') {
       w.error(w.at(`${p}.fhe#key`), `${p}.fhe: only FHE domains take an fhe section (tier is ${d.tier})`);

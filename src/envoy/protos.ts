@@ -46,6 +46,17 @@ export function packageDefinition(): protoLoader.PackageDefinition {
   return cached;
 }
 
+let health: protoLoader.PackageDefinition | undefined;
+
+/**
+ * `grpc.health.v1` as shipped by grpc-health-check (the implementation we serve), for server
+ * reflection: a reflection client must find every service on the port.
+ */
+export function healthPackageDefinition(): protoLoader.PackageDefinition {
+  health ??= protoLoader.loadSync(require('grpc-health-check').protoPath as string, LOADER_OPTIONS);
+  return health;
+}
+
 type ServiceCtor = grpc.ServiceClientConstructor;
 
 function lookup(root: grpc.GrpcObject, dotted: string): ServiceCtor {

@@ -1,11 +1,11 @@
 import { readFile, stat } from 'node:fs/promises';
-import type { JWTVerifyGetKey } from 'jose';
 import {
   JwksUnavailableError,
   parseKeySet,
   RemovalListeners,
   removedKeys,
   type JwksSource,
+  type KeyLookup,
   type KeySnapshot,
 } from './jwks-source.js';
 
@@ -58,7 +58,7 @@ export class FileJwksSource implements JwksSource {
     return this.#lastError;
   }
 
-  getKey: JWTVerifyGetKey = async (header, token) => {
+  getKey: KeyLookup = async (header, token, used) => {
     // Also rate-limits retries while the file is missing or broken: a flood of requests costs one
     // stat per interval, not one per request.
     if (this.#inflight) await this.#inflight;
@@ -69,7 +69,7 @@ export class FileJwksSource implements JwksSource {
         `issuer JWKS file ${this.path} has no usable key set${this.#lastError ? `: ${this.#lastError.message}` : ''}`,
       );
     }
-    return snapshot.getKey(header, token);
+    return snapshot.getKey(header, token, used);
   };
 
   /** Due at most once per interval: a removed (e.g. compromised) key must not live on in the cache. */
@@ -84,7 +84,7 @@ export class FileJwksSource implements JwksSource {
     return [...(this.#snapshot?.keyIds ?? [])];
   }
 
-  onKeysRemoved(listener: (removed: ReadonlySet<string | undefined>) => void): void {
+  onKeysRemoved(listener: (removed: ReadonlySet<string>) => void): void {
     this.#listeners.add(listener);
   }
 

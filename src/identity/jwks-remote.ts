@@ -1,12 +1,14 @@
-import { errors, type JWTVerifyGetKey } from 'jose';
+import { errors } from 'jose';
 import {
   JwksUnavailableError,
   parseKeySet,
   RemovalListeners,
   removedKeys,
   type JwksSource,
+  type KeyLookup,
   type KeySnapshot,
 } from './jwks-source.js';
+import { isLoopbackUrl } from './loopback.js';
 
 export interface RemoteJwksOptions {
   /** Abort a fetch (connect, headers and body) after this long; default 5000 ms. */
@@ -68,6 +70,9 @@ export class RemoteJwksSource implements JwksSource {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') {
       throw new TypeError(`issuer jwks_uri must be http(s), got ${url.protocol}`);
     }
+    if (url.protocol === 'http:' && !isLoopbackUrl(url.href)) {
+      throw new TypeError('issuer jwks_uri must be https (plain http is accepted only for loopback hosts)');
+    }
     this.uri = url.href;
     this.#timeoutMs = opts.timeoutMs ?? 5000;
     this.#maxAgeMs = opts.maxAgeMs ?? 300_000;
@@ -82,7 +87,7 @@ export class RemoteJwksSource implements JwksSource {
     return [...(this.#snapshot?.keyIds ?? [])];
   }
 
-  onKeysRemoved(listener: (removed: ReadonlySet<string | undefined>) => void): void {
+  onKeysRemoved(listener: (removed: ReadonlySet<string>) => void): void {
     this.#listeners.add(listener);
   }
 
@@ -95,7 +100,7 @@ export class RemoteJwksSource implements JwksSource {
     return this.#inflight;
   }
 
-  getKey: JWTVerifyGetKey = async (header, token) => {
+  getKey: KeyLookup = async (header, token, used) => {
     const now = this.#now();
     const coolingDown = now - this.#lastAttemptAt < this.#cooldownMs;
     if (!this.#snapshot) {
@@ -111,7 +116,7 @@ export class RemoteJwksSource implements JwksSource {
       void this.refresh();
     }
     try {
-      return await this.#snapshot.getKey(header, token);
+      return await this.#snapshot.getKey(header, token, used);
     } catch (err) {
       if (!(err instanceof errors.JWKSNoMatchingKey)) throw err;
       if (this.#inflight) await this.#inflight;
@@ -119,7 +124,7 @@ export class RemoteJwksSource implements JwksSource {
       else throw err;
       const snapshot = this.#snapshot;
       if (!snapshot) throw err;
-      return snapshot.getKey(header, token);
+      return snapshot.getKey(header, token, used);
     }
   };
 

@@ -1,4 +1,32 @@
-import { calculateJwkThumbprint, createLocalJWKSet, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
+import { calculateJwkThumbprint, createLocalJWKSet, errors, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
+
+/** Which issuer key verified a credential: its kid (if the JWK has one) and RFC 7638 thumbprint. */
+export interface KeyRef {
+  readonly kid: string | undefined;
+  readonly thumbprint: string;
+}
+
+/** Filled by a key lookup with the key it handed out (the one that then verified the signature). */
+export interface KeyUse {
+  key?: KeyRef;
+}
+
+/** A key lookup that records which key it chose (jwtVerify gets a closure over one `KeyUse`). */
+export type KeyLookup = (header: Parameters<JWTVerifyGetKey>[0], token: Parameters<JWTVerifyGetKey>[1], used?: KeyUse) => Promise<VerificationKey>;
+type VerificationKey = Awaited<ReturnType<JWTVerifyGetKey>>;
+
+/** One identity per key entry: removing the entry, or changing its kid or material, changes it. */
+export function keyRefId(ref: KeyRef): string {
+  return `${ref.kid ?? ''}#${ref.thumbprint}`;
+}
+
+/**
+ * A credential that names no kid while every issuer key has one: refused rather than letting the
+ * library pick "the only key that fits", which made a revoked kid verify when the header left it out.
+ */
+export class MissingKidError extends Error {
+  override readonly name = 'MissingKidError';
+}
 
 /**
  * One interface for every place issuer keys come from (a file, an http(s) URI). The verifier only asks
@@ -6,15 +34,15 @@ import { calculateJwkThumbprint, createLocalJWKSet, type JSONWebKeySet, type JWK
  */
 export interface JwksSource {
   /** Resolves the verification key for a JWS protected header; rejects when no key matches. */
-  getKey: JWTVerifyGetKey;
+  getKey: KeyLookup;
   /** Key ids of the current good set (kid-less keys are not listed). */
   keyIds(): string[];
   /**
-   * Called after a new set replaced the previous one with the kids whose key material disappeared or
-   * changed; `undefined` stands for "some kid-less key". Cached credentials verified with those keys
-   * must be dropped.
+   * Called after a new set replaced the previous one with the `keyRefId`s of the keys that disappeared
+   * (or whose kid or material changed), kid or not. Cached credentials verified with those keys must be
+   * dropped.
    */
-  onKeysRemoved(listener: (removed: ReadonlySet<string | undefined>) => void): void;
+  onKeysRemoved(listener: (removed: ReadonlySet<string>) => void): void;
   /**
    * Gives the source a chance to notice changes on a cache hit (where no key is looked up). Returns a
    * promise only when a check is due and worth waiting for, so the hit path stays synchronous-fast.
@@ -28,10 +56,44 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as
 
 /** A parsed, validated key set plus what we need to notice removed keys. */
 export interface KeySnapshot {
-  readonly getKey: JWTVerifyGetKey;
+  readonly getKey: KeyLookup;
   readonly keyIds: readonly string[];
-  /** kid (or undefined) -> sorted thumbprints of the keys carrying it. */
-  readonly fingerprints: ReadonlyMap<string | undefined, string>;
+  /** `keyRefId` of every key in the set. */
+  readonly refs: ReadonlySet<string>;
+}
+
+interface KeyEntry {
+  readonly ref: KeyRef;
+  /** jose's lookup over this one key: it applies alg/kty/crv/use/key_ops matching and caches imports. */
+  readonly lookup: JWTVerifyGetKey;
+}
+
+/**
+ * Key selection that knows which key it picked. jose's own set picks "the only key that fits" for a
+ * kid-less header and does not say which; revocation and cache invalidation need exactly that.
+ */
+function recordingLookup(entries: readonly KeyEntry[]): KeyLookup {
+  const everyKeyHasKid = entries.length > 0 && entries.every((e) => e.ref.kid !== undefined);
+  return async (header, token, used) => {
+    const kid = header.kid;
+    if (kid === undefined && everyKeyHasKid) throw new MissingKidError('credential header names no "kid", but every issuer key has one');
+    const matches: Array<{ ref: KeyRef; key: VerificationKey }> = [];
+    let other: unknown;
+    for (const e of entries) {
+      if (kid !== undefined && e.ref.kid !== kid) continue;
+      try {
+        matches.push({ ref: e.ref, key: await e.lookup(header, token) });
+      } catch (err) {
+        if (!(err instanceof errors.JWKSNoMatchingKey)) other ??= err;
+      }
+    }
+    if (matches.length === 1) {
+      if (used) used.key = matches[0]!.ref;
+      return matches[0]!.key;
+    }
+    if (matches.length > 1) throw new errors.JWKSMultipleMatchingKeys();
+    throw other ?? new errors.JWKSNoMatchingKey();
+  };
 }
 
 /**
@@ -49,7 +111,7 @@ export async function parseKeySet(text: string, origin: string): Promise<KeySnap
     throw new Error(`${origin}: not a JWK Set (expected an object with a "keys" array)`);
   }
   const keys = (json as { keys: unknown[] }).keys;
-  const byKid = new Map<string | undefined, string[]>();
+  const entries: KeyEntry[] = [];
   for (const [i, key] of keys.entries()) {
     if (typeof key !== 'object' || key === null || typeof (key as JWK).kty !== 'string') {
       throw new Error(`${origin}: keys[${i}] is not a JWK (no "kty")`);
@@ -70,39 +132,38 @@ export async function parseKeySet(text: string, origin: string): Promise<KeySnap
     } catch (err) {
       throw new Error(`${origin}: keys[${i}] is malformed (${(err as Error).message})`);
     }
-    const list = byKid.get(jwk.kid) ?? [];
-    list.push(thumbprint);
-    byKid.set(jwk.kid, list);
+    let lookup: JWTVerifyGetKey;
+    try {
+      lookup = createLocalJWKSet({ keys: [jwk] } as JSONWebKeySet);
+    } catch (err) {
+      throw new Error(`${origin}: keys[${i}]: ${(err as Error).message}`);
+    }
+    entries.push({ ref: Object.freeze({ kid: jwk.kid, thumbprint }), lookup });
   }
-  let getKey: JWTVerifyGetKey;
   try {
-    getKey = createLocalJWKSet(json as JSONWebKeySet);
+    createLocalJWKSet(json as JSONWebKeySet); // the set as a whole, as jose would accept it
   } catch (err) {
     throw new Error(`${origin}: ${(err as Error).message}`);
   }
-  const fingerprints = new Map<string | undefined, string>();
-  for (const [kid, prints] of byKid) fingerprints.set(kid, prints.sort().join(','));
-  const keyIds = [...byKid.keys()].filter((k): k is string => k !== undefined);
-  return { getKey, keyIds, fingerprints };
+  const keyIds = [...new Set(entries.map((e) => e.ref.kid).filter((k): k is string => k !== undefined))];
+  return { getKey: recordingLookup(entries), keyIds, refs: new Set(entries.map((e) => keyRefId(e.ref))) };
 }
 
-/** Kids of `before` whose keys are gone or different in `after`. */
-export function removedKeys(before: KeySnapshot | undefined, after: KeySnapshot): Set<string | undefined> {
-  const removed = new Set<string | undefined>();
+/** `keyRefId`s of `before` that are not in `after`: removed keys, kid or not. */
+export function removedKeys(before: KeySnapshot | undefined, after: KeySnapshot): Set<string> {
+  const removed = new Set<string>();
   if (!before) return removed;
-  for (const [kid, print] of before.fingerprints) {
-    if (after.fingerprints.get(kid) !== print) removed.add(kid);
-  }
+  for (const id of before.refs) if (!after.refs.has(id)) removed.add(id);
   return removed;
 }
 
 /** Small fan-out used by both sources. */
 export class RemovalListeners {
-  readonly #listeners: Array<(removed: ReadonlySet<string | undefined>) => void> = [];
-  add(listener: (removed: ReadonlySet<string | undefined>) => void): void {
+  readonly #listeners: Array<(removed: ReadonlySet<string>) => void> = [];
+  add(listener: (removed: ReadonlySet<string>) => void): void {
     this.#listeners.push(listener);
   }
-  emit(removed: ReadonlySet<string | undefined>): void {
+  emit(removed: ReadonlySet<string>): void {
     if (removed.size === 0) return;
     for (const l of this.#listeners) l(removed);
   }

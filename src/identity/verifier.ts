@@ -4,7 +4,7 @@ import { CredentialError } from '../errors.js';
 import { CredentialCache } from './credential-cache.js';
 import { FileJwksSource } from './jwks-file.js';
 import { RemoteJwksSource, type RemoteJwksOptions } from './jwks-remote.js';
-import { JwksUnavailableError, type JwksSource } from './jwks-source.js';
+import { JwksUnavailableError, keyRefId, MissingKidError, type JwksSource, type KeyUse } from './jwks-source.js';
 
 export interface VerifiedCredential {
   agentId: string;
@@ -14,7 +14,12 @@ export interface VerifiedCredential {
   issuedAtMs: number;
   expiresAtMs: number;
   jti: string | undefined;
+  /**
+   * The issuer key that verified the signature (not what the token's header claims): its kid, if the
+   * JWK has one, and its RFC 7638 thumbprint. Revocation by key and cache invalidation use these.
+   */
   kid: string | undefined;
+  keyThumbprint: string | undefined;
 }
 
 export interface VerifierOptions {
@@ -85,7 +90,7 @@ export class CredentialVerifier {
       this.#source = file;
     }
     this.#source?.onKeysRemoved((removed) => {
-      this.invalidate((c) => removed.has(c.kid));
+      this.invalidate((c) => c.keyThumbprint === undefined || removed.has(keyRefId({ kid: c.kid, thumbprint: c.keyThumbprint })));
     });
   }
 
@@ -141,8 +146,10 @@ export class CredentialVerifier {
     }
     const { issuer, audiences, clockSkewMs } = this.#settings;
     let result: JWTVerifyResult<JWTPayload>;
+    const used: KeyUse = {};
+    const source = this.#source;
     try {
-      result = await jwtVerify(token, this.#source.getKey, {
+      result = await jwtVerify(token, (header, jws) => source.getKey(header, jws, used), {
         algorithms: this.#algorithms,
         issuer,
         audience: audiences.length > 0 ? [...audiences] : undefined,
@@ -154,6 +161,8 @@ export class CredentialVerifier {
       throw mapError(err, token, this.#algorithms);
     }
     const { payload, protectedHeader } = result;
+    // The lookup always records the key it returned; without one, the key is unknown: fail closed.
+    if (!used.key) throw invalid('issuer key that verified the credential is unknown', token);
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
       throw invalid('credential "sub" claim must be a non-empty string', token);
     }
@@ -166,9 +175,15 @@ export class CredentialVerifier {
     if (iat * 1000 > this.#now() + clockSkewMs) {
       throw invalid('credential "iat" claim is in the future', token);
     }
+    checkTyp(protectedHeader.typ, token);
     const { roleClaim, spiffeClaim, attestationClaim } = this.#settings;
     const role = payload[roleClaim];
     const spiffe = payload[spiffeClaim];
+    // A present SPIFFE claim binds the credential to a workload; one of the wrong type must not quietly
+    // turn that binding off.
+    if (spiffe !== undefined && typeof spiffe !== 'string') {
+      throw invalid(`credential "${spiffeClaim}" claim must be a string`, token);
+    }
     const attestation = payload[attestationClaim];
     return Object.freeze({
       agentId: payload.sub,
@@ -178,8 +193,25 @@ export class CredentialVerifier {
       issuedAtMs: iat * 1000,
       expiresAtMs: exp * 1000,
       jti: typeof payload.jti === 'string' ? payload.jti : undefined,
-      kid: typeof protectedHeader.kid === 'string' ? protectedHeader.kid : undefined,
+      kid: used.key.kid,
+      keyThumbprint: used.key.thumbprint,
     });
+  }
+}
+
+/**
+ * `typ` values of an access credential (RFC 7519 `JWT`, RFC 9068 `at+jwt`), compared as media types:
+ * case-insensitive, `application/` optional (RFC 7515 §4.1.9). Absent is accepted (many issuers omit
+ * it). Anything else (an ID token's or logout token's `+jwt` type, `JOSE`, a JWE) is another kind of
+ * token signed by the same issuer and is refused, so it cannot be replayed as an agent credential.
+ */
+const ACCEPTED_TYP = new Set(['jwt', 'at+jwt']);
+
+function checkTyp(typ: unknown, token: string): void {
+  if (typ === undefined) return;
+  const t = typeof typ === 'string' ? typ.toLowerCase().replace(/^application\//, '') : undefined;
+  if (t === undefined || !ACCEPTED_TYP.has(t)) {
+    throw invalid(`credential "typ" ${describeHeader(token, 'typ')} is not accepted (allowed: absent, JWT, at+jwt)`, token);
   }
 }
 
@@ -193,7 +225,7 @@ function mapError(err: unknown, token: string, algorithms: readonly string[]): C
     return new CredentialError('expired_credential', 'credential has expired ("exp" is in the past)');
   }
   let message: string;
-  if (err instanceof JwksUnavailableError) {
+  if (err instanceof JwksUnavailableError || err instanceof MissingKidError) {
     message = err.message;
   } else if (err instanceof errors.JWTClaimValidationFailed) {
     message = `credential claim check failed: ${err.message}`;
@@ -218,7 +250,7 @@ function mapError(err: unknown, token: string, algorithms: readonly string[]): C
 export const SAFE_HEADER_VALUE = /^[A-Za-z0-9._:=-]{1,128}$/;
 
 /** A header value fit for a log line: attacker-chosen, so only short, plain values are echoed. */
-function describeHeader(token: string, name: 'alg' | 'kid'): string {
+function describeHeader(token: string, name: 'alg' | 'kid' | 'typ'): string {
   let value: unknown;
   try {
     value = decodeProtectedHeader(token)[name];

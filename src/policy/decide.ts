@@ -8,21 +8,33 @@ import type { AllowDecision, Decision, DecisionStep, DenyDecision } from './deci
 import type { ReasonCode } from './reasons.js';
 import type { RequestAttributes } from './request.js';
 import { selectDomain } from './select-domain.js';
-import { bindDecision } from './binding.js';
+import { isEgressHop } from '../audit/level.js';
+import { BINDING_METADATA_FIELD, bindDecision, bindingHost } from './binding.js';
 
 export interface CredentialSource {
   verify(token: string): Promise<VerifiedCredential>;
 }
 
+/**
+ * A guard's answer: a reason code to deny, or undefined to pass. A promise only where the guard must
+ * ask another process first (a cluster worker's shared-identity guard, on a pair it has not reported);
+ * the common answer is synchronous, so the cached Check path does not wait a turn for it.
+ */
+export type GuardResult = ReasonCode | undefined | Promise<ReasonCode | undefined>;
+
 /** Extra checks that later phases plug in (trust zones, revocation, shared identities). */
 export interface DecisionGuard {
   readonly phase: DecisionStep['phase'];
-  /** Returns a reason code to deny, or undefined to pass. */
-  check(input: { request: RequestAttributes; domain: DomainPolicy; credential: VerifiedCredential; now: number }): ReasonCode | undefined;
+  check(input: { request: RequestAttributes; domain: DomainPolicy; credential: VerifiedCredential; now: number }): GuardResult;
 }
 
 export interface DecideDeps {
   policy: CompiledPolicy;
+  /**
+   * The policy in force now. Read again once the credential is verified (which can wait seconds on
+   * an issuer JWKS fetch): roles, zones or a domain removed by a reload meanwhile must not allow.
+   */
+  currentPolicy?: () => CompiledPolicy;
   credentials: CredentialSource;
   pseudonyms: Pseudonymizer;
   guards?: readonly DecisionGuard[];
@@ -76,12 +88,13 @@ export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<
   const now = deps.now?.() ?? Date.now();
 
   // classify
-  const choice = selectDomain(deps.policy, req.host, req.path, req.contextExtensions.domain);
+  let policy = deps.policy;
+  const choice = selectDomain(policy, req.host, req.path, req.contextExtensions.domain);
   if (!choice.domain) {
     steps.add('classify', 'fail', () => choice.why);
     return deny('no_policy', steps, id, undefined);
   }
-  const domain = choice.domain;
+  let domain = choice.domain;
   steps.add('classify', 'pass', () => `${choice.why}; tier ${domain.tier}`);
 
   // identify
@@ -101,7 +114,20 @@ export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<
     steps.add('identify', 'fail', () => `credential rejected: ${e instanceof Error ? e.message : 'unknown error'}`);
     return deny(code, steps, id, domain);
   }
-  const skew = deps.policy.identity.clockSkewMs;
+  // The verification may have waited on the issuer's JWKS while a reload swapped the policy: decide
+  // on the policy current now, classifying again, so no allow mixes an old policy with new state.
+  const latest = deps.currentPolicy?.();
+  if (latest !== undefined && latest !== policy) {
+    policy = latest;
+    const again = selectDomain(policy, req.host, req.path, req.contextExtensions.domain);
+    if (!again.domain) {
+      steps.add('classify', 'fail', () => `policy reloaded during verification: ${again.why}`);
+      return deny('no_policy', steps, id, undefined);
+    }
+    domain = again.domain;
+    steps.add('classify', 'pass', () => `policy reloaded during verification; ${again.why}; tier ${domain.tier}`);
+  }
+  const skew = policy.identity.clockSkewMs;
   if (cred.issuedAtMs > now + skew) {
     steps.add('identify', 'fail', () => 'credential issued in the future');
     return deny('invalid_credential', steps, id, domain);
@@ -135,7 +161,7 @@ export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<
 
   // attest
   if (domain.attestationRequired) {
-    if (cred.attestation === undefined || !deps.policy.trustedMeasurements.has(cred.attestation)) {
+    if (cred.attestation === undefined || !policy.trustedMeasurements.has(cred.attestation)) {
       steps.add('attest', 'fail', () => (cred.attestation === undefined ? 'no attestation claim' : 'attestation measurement is not trusted'));
       return deny('attestation_failed', steps, id, domain, who);
     }
@@ -145,14 +171,17 @@ export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<
   }
 
   for (const guard of deps.guards ?? []) {
-    const reason = guard.check({ request: req, domain, credential: cred, now });
+    const answer = guard.check({ request: req, domain, credential: cred, now });
+    const reason = typeof answer === 'object' ? await answer : answer;
     if (reason) {
       steps.add(guard.phase, 'fail', () => `denied: ${reason}`);
       return deny(reason, steps, id, domain, who);
     }
   }
 
-  return allow(req, domain, cred, agent, id, steps, deps.pseudonyms.bindingKey(), now);
+  // Explain shows what Check would answer, but never a binding: a caller of the admin API could
+  // otherwise obtain a MAC for a request it then sends through ext_proc without Check.
+  return allow(req, domain, cred, agent, id, steps, deps.explain ? undefined : deps.pseudonyms.bindingKey(), now);
 }
 
 /** A plain loop rather than `MESH_HEADER_PREFIXES.some(...)`: no closure per request header. */
@@ -168,19 +197,25 @@ function allow(
   agent: string,
   id: string,
   steps: Steps,
-  bindingKey: Uint8Array,
+  bindingKey: Uint8Array | undefined,
   now: number,
 ): AllowDecision {
   const role = cred.role!;
   const agentHeader = domain.metadataMasking ? 'x-agent-pseudonym' : 'x-agent-id';
+  const principal = req.sourcePrincipal ?? '';
+  // The route as Envoy sent it, so ext_proc recomputes the same MAC from its own request headers.
+  const authority = req.headers.get(':authority') ?? req.host;
+  const binding = bindingKey
+    ? bindDecision(bindingKey, { decisionId: id, domain: domain.name, role, agent, host: bindingHost(authority), path: req.path, method: req.method, principal }, now)
+    : undefined;
   const setHeaders: Array<readonly [string, string]> = [
     ['x-agent-role', role],
     ['x-mesh-domain', domain.name],
     ['x-mesh-tier', domain.tier],
     ['x-mesh-decision-id', id],
     [agentHeader, agent],
-    ['x-mesh-binding', bindDecision(bindingKey, { decisionId: id, domain: domain.name, role, agent }, now)],
   ];
+  if (binding) setHeaders.push(['x-mesh-binding', binding]);
   // Credentials never reach the callee; topology headers go in masking domains; client-sent
   // x-agent-* / x-mesh-* that Check does not overwrite are removed so none survives.
   const remove = new Set<string>(['authorization']);
@@ -196,6 +231,18 @@ function allow(
       : `no metadata masking; removed: ${removeHeaders.join(', ')}`,
   );
   steps.add('respond', 'pass', () => 'allow');
+  const metadata: Record<string, string> = {
+    domain: domain.name,
+    tier: domain.tier,
+    role,
+    decision_id: id,
+    [domain.metadataMasking ? 'agent_pseudonym' : 'agent_id']: agent,
+  };
+  // ext_proc checks the same MAC on the metadata path, against the route it sees.
+  if (binding) metadata[BINDING_METADATA_FIELD] = binding;
+  if (principal) metadata['source_principal'] = principal;
+  // OUTPUT_ONLY domains audit egress payloads: ext_proc only knows the hop from here.
+  if (isEgressHop(req.contextExtensions)) metadata['hop'] = 'egress';
   return {
     kind: 'allow',
     reason: 'ok',
@@ -209,13 +256,7 @@ function allow(
     role,
     setHeaders,
     removeHeaders,
-    metadata: {
-      domain: domain.name,
-      tier: domain.tier,
-      role,
-      decision_id: id,
-      [domain.metadataMasking ? 'agent_pseudonym' : 'agent_id']: agent,
-    },
+    metadata,
     steps: steps.list,
   };
 }

@@ -15,8 +15,8 @@ import type { Runtime } from './runtime.js';
 export async function authorize(rt: Runtime, req: RequestAttributes): Promise<Decision> {
   const started = performance.now();
   const policy = rt.policy();
-  let decision = await decide(req, { policy, credentials: rt.credentials(), pseudonyms: rt.pseudonyms, guards: rt.guards() });
-  const level = decision.auditLevel ?? policy.global.auditScope;
+  let decision = await decide(req, { policy, currentPolicy: () => rt.policy(), credentials: rt.credentials(), pseudonyms: rt.pseudonyms, guards: rt.guards() });
+  const level = decision.auditLevel ?? rt.policy().global.auditScope;
   const choice = shouldAudit(level, { decision: decision.kind, egress: isEgressHop(req.contextExtensions) });
   if (choice.record) {
     try {

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import type { SharedIdentityPeer } from '../policy/guards/shared-identity.js';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
@@ -6,12 +7,13 @@ import { createAdminService } from '../admin/admin-service.js';
 import { createAdminHttpServer } from '../admin/http.js';
 import { checkServiceDefinition, createCheckService } from '../envoy/check/service.js';
 import { createExtProcService, extProcServiceDefinition } from '../envoy/ext-proc/service.js';
-import { loadServices, packageDefinition } from '../envoy/protos.js';
+import { healthPackageDefinition, loadServices, packageDefinition } from '../envoy/protos.js';
 import { createDlpScanFor } from '../dlp/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ServerTlsSettings } from '../config/types.js';
 import { limitStreams } from './overload.js';
 import { ReloadableServerCredentials } from './tls.js';
+import { clientAllowListInterceptor } from './client-identity.js';
 import { Runtime } from './runtime.js';
 import type { Tracing } from '../telemetry/tracing.js';
 import type { AuditSink } from '../audit/record.js';
@@ -39,6 +41,8 @@ export interface StartOptions {
   auditSink?: AuditSink;
   /** TLS/mTLS for the gRPC listener; beats the policy's `server.tls` (docs/hardening.md). */
   tls?: ServerTlsSettings;
+  /** Where a cluster worker shares shared-identity observations (the primary keeps the one view). */
+  sharedIdentityPeer?: SharedIdentityPeer;
 }
 
 export interface RunningServer {
@@ -60,12 +64,18 @@ function splitAddress(addr: string): { host: string; port: number } {
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const grpcAddress = opts.grpcAddress ?? '0.0.0.0:9001';
   const adminAddress = opts.adminAddress ?? '0.0.0.0:9090';
-  const rt = await Runtime.create({ configFile: opts.configFile, initDevKeys: opts.initDevKeys, log: opts.log, auditSink: opts.auditSink, tracing: opts.tracing });
+  const rt = await Runtime.create({ configFile: opts.configFile, initDevKeys: opts.initDevKeys, log: opts.log, auditSink: opts.auditSink, tracing: opts.tracing, sharedIdentityPeer: opts.sharedIdentityPeer });
 
   const services = loadServices();
+  const tlsFiles = opts.tls ?? rt.policy().server?.tls;
+  // Only verified client certificates carry identities: without mTLS there is nothing to allow-list
+  // (validation refuses allowed_clients without client_ca_file).
+  const allowedClients = (): readonly string[] | undefined =>
+    tlsFiles?.clientCaFile === undefined ? undefined : (opts.tls?.allowedClients ?? rt.policy().server?.tls?.allowedClients);
   const server = new grpc.Server({
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.keepalive_permit_without_calls': 1,
+    interceptors: [clientAllowListInterceptor(allowedClients, (peer) => rt.log.warn({ peer }, 'gRPC call refused: client identity not in server.tls.allowed_clients'))],
   });
   server.addService(checkServiceDefinition(), createCheckService(rt));
   server.addService(extProcServiceDefinition(), limitStreams(rt, createExtProcService(rt, { scanFor: createDlpScanFor() })));
@@ -76,9 +86,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     'envoy.service.ext_proc.v3.ExternalProcessor': 'NOT_SERVING',
   });
   health.addToServer(server);
-  new ReflectionService(packageDefinition()).addToServer(server);
+  // Reflection lists every service on the port, the health service included (its definition ships
+  // with grpc-health-check, not with our proto set).
+  new ReflectionService({ ...packageDefinition(), ...healthPackageDefinition() }).addToServer(server);
 
-  const tlsFiles = opts.tls ?? rt.policy().server?.tls;
   let tlsCreds: ReloadableServerCredentials | undefined;
   const grpcPort = await (async () => {
     if (tlsFiles) {

@@ -34,6 +34,9 @@ describe('Check allows with header mutations and dynamic metadata', () => {
       role: 'RETRIEVER',
       decision_id: set.get('x-mesh-decision-id'),
       agent_pseudonym: set.get('x-agent-pseudonym'),
+      // ext_proc checks the same MAC on the metadata path (bound to this route and principal).
+      binding: set.get('x-mesh-binding'),
+      source_principal: 'spiffe://cluster.local/ns/agents/sa/retriever',
     });
     assert.ok(!JSON.stringify(res).includes('retriever-7'), 'the agent id never appears in a masking domain');
   });

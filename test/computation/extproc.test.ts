@@ -8,7 +8,7 @@ import { openPartyBundle, parseEnvelope, reconstruct } from '../../src/protect/c
 import { sealForDomain } from '../../src/protect/jwe.js';
 import { loadKeyring } from '../../src/protect/keyring.js';
 import { EnvoyPeer, header, type HttpRequest } from '../support/envoy-peer.js';
-import { startTestServer, type TestServer, checkedHeaders } from '../support/extproc-server.js';
+import { boundMetadata, startTestServer, type TestServer, checkedHeaders } from '../support/extproc-server.js';
 import { keyPair, tempDir, TRUSTED, UNTRUSTED, writeJson } from './fixtures.js';
 
 /**
@@ -59,7 +59,7 @@ function post(domain: string, role: string, body: string, contentType = 'applica
       [':scheme', 'http'],
       ['content-type', contentType],
       ['content-length', String(b.length)],
-      ...checkedHeaders(domain, { role }),
+      ...checkedHeaders(domain, { method: 'POST', path: '/v1/infer', authority: 'compute.agents.svc' }, { role }),
     ],
     body: b,
   };
@@ -81,7 +81,7 @@ describe('COMPUTATION over real ext_proc gRPC', () => {
   });
 
   const peer = (domain: string, role: string) =>
-    new EnvoyPeer({ address: t.address, mode: { requestBody: 'BUFFERED', responseBody: 'BUFFERED' }, allowEnvoy: true, authzMetadata: { domain, role, decision_id: `dec-${domain}` } });
+    new EnvoyPeer({ address: t.address, mode: { requestBody: 'BUFFERED', responseBody: 'BUFFERED' }, allowEnvoy: true, authzMetadata: boundMetadata({ domain, role, decision_id: `dec-${domain}` }) });
 
   it('TEE: the enclave receives a JWE only its key opens; its answer sealed to the domain key reaches the caller in plaintext', async () => {
     const p = peer('pii_inference', 'EXECUTOR');

@@ -277,6 +277,21 @@ describe('helm/mesh-pep Istio resources', () => {
     }
   });
 
+  it('every workload\'s sidecar normalises paths and refuses escaped slashes (issue 17, finding 6)', () => {
+    for (const filter of find(chart, 'EnvoyFilter')) {
+      const patches = asArray(dig(filter, 'spec.configPatches'), 'configPatches').map((p) => asObject(p, 'patch'));
+      const hcmPatch = patches.find((p) => p['applyTo'] === 'NETWORK_FILTER');
+      assert.ok(hcmPatch, 'an HttpConnectionManager patch');
+      assert.equal(dig(hcmPatch, 'match.context'), 'SIDECAR_INBOUND');
+      assert.equal(dig(hcmPatch, 'match.listener.filterChain.filter.name'), 'envoy.filters.network.http_connection_manager');
+      assert.equal(dig(hcmPatch, 'patch.operation'), 'MERGE');
+      const config = asObject(dig(hcmPatch, 'patch.value.typed_config'), 'typed_config');
+      assert.equal(config['normalize_path'], true);
+      assert.equal(config['merge_slashes'], true);
+      assert.equal(config['path_with_escaped_slashes_action'], 'REJECT_REQUEST');
+    }
+  });
+
   it('a misspelt field in an EnvoyFilter patch fails the proto check', () => {
     const filter = structuredClone(find(chart, 'EnvoyFilter')[0]);
     const config = asObject(dig(filter, 'spec.configPatches.0.patch.value.typed_config'), 'typed_config');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { EnvoyPeer, header, type BodyMode, type PeerOptions } from '../support/envoy-peer.js';
-import { get, MemoryStore, put, startTestServer, type TestServer } from '../support/extproc-server.js';
+import { boundMetadata, get, MemoryStore, put, startTestServer, type TestServer } from '../support/extproc-server.js';
 import { renderChart } from './support/helm-chart.js';
 import { asArray, asObject, dig, readYaml, repoPath, type Json } from './support/repo.js';
 import { SERVER } from './support/server-contract.js';
@@ -52,7 +52,8 @@ function peerOptions(address: string, config: Json, metadata: Record<string, str
       responseTrailers: headerMode('response_trailer_mode'),
     },
     allowEnvoy: (config['mutation_rules'] as Json | undefined)?.['allow_envoy'] === true,
-    authzMetadata: namespaces.includes(SERVER.authzMetadataNamespace) ? metadata : undefined,
+    // Check's metadata carries its binding MAC for the exchange's route (src/policy/binding.ts).
+    authzMetadata: namespaces.includes(SERVER.authzMetadataNamespace) ? boundMetadata(metadata) : undefined,
   };
 }
 

@@ -15,7 +15,7 @@ import { createLogger } from '../../src/telemetry/logger.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { createTracing } from '../../src/telemetry/tracing.js';
 import { EnvoyPeer, header } from '../support/envoy-peer.js';
-import { put, TEST_POLICY } from '../support/extproc-server.js';
+import { boundMetadata, put, TEST_POLICY } from '../support/extproc-server.js';
 
 /**
  * FULL_MESH: a body is only answered once its audit record is durable. With an audit log that can no
@@ -25,6 +25,7 @@ describe('ext_proc fails closed when the audit log is unavailable', () => {
   let dir: string;
   let server: grpc.Server;
   let address: string;
+  let bindingKey: Uint8Array;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mesh-pep-extproc-audit-'));
     await writeFile(join(dir, 'policy.yaml'), TEST_POLICY);
@@ -41,6 +42,7 @@ describe('ext_proc fails closed when the audit log is unavailable', () => {
       pseudonyms: new Pseudonymizer(randomBytes(32)),
       tracing: createTracing({}),
     };
+    bindingKey = ctx.pseudonyms.bindingKey();
     server = new grpc.Server();
     server.addService(extProcServiceDefinition(), createExtProcService(ctx));
     const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
@@ -52,7 +54,7 @@ describe('ext_proc fails closed when the audit log is unavailable', () => {
   });
 
   it('answers 503 audit_unavailable and nothing reaches the callee', async () => {
-    const p = new EnvoyPeer({ address, mode: { requestBody: 'BUFFERED', responseBody: 'BUFFERED' }, authzMetadata: { domain: 'notes' } });
+    const p = new EnvoyPeer({ address, mode: { requestBody: 'BUFFERED', responseBody: 'BUFFERED' }, authzMetadata: boundMetadata({ domain: 'notes' }, { key: bindingKey }) });
     let reached = false;
     try {
       const r = await p.exchange(put('/v1/notes/a', Buffer.from('must be audited first'), 'text/plain', 'notes'), () => {

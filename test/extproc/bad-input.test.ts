@@ -5,7 +5,7 @@ import { CompactEncrypt, decodeProtectedHeader } from 'jose';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { EnvoyPeer, header, rawProcessCall, type ExchangeResult, type PeerOptions } from '../support/envoy-peer.js';
-import { get, MemoryStore, put, startTestServer, type TestServer, checkedHeaders } from '../support/extproc-server.js';
+import { boundMetadata, get, MemoryStore, put, startTestServer, type TestServer, checkedHeaders } from '../support/extproc-server.js';
 
 const BUFFERED: PeerOptions['mode'] = { requestBody: 'BUFFERED', responseBody: 'BUFFERED' };
 
@@ -31,7 +31,7 @@ async function script(p: EnvoyPeer, messages: object[], opts: { end?: boolean; c
 
 const hdrs = (list: Array<[string, string]>) => ({ headers: list.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) });
 const requestHeaders = (domain = 'notes', eos = false) => ({
-  request_headers: { headers: hdrs([[':method', 'PUT'], [':path', '/v1/x'], ...checkedHeaders(domain), ['content-type', 'text/plain']]), end_of_stream: eos },
+  request_headers: { headers: hdrs([[':method', 'PUT'], [':path', '/v1/x'], ...checkedHeaders(domain, { method: 'PUT', path: '/v1/x' }), ['content-type', 'text/plain']]), end_of_stream: eos },
 });
 
 function assertRefused(r: ExchangeResult, status: number, reason: string, plaintext?: Buffer): void {
@@ -113,7 +113,7 @@ describe('ext_proc bad input: refused, never passed through', () => {
   it('a body over the domain limit: 413 payload_too_large, BUFFERED or STREAMED, nothing reaches the callee', async () => {
     const big = Buffer.alloc(5000, 0x61);
     for (const mode of [BUFFERED, { requestBody: 'STREAMED', responseBody: 'STREAMED' } as const]) {
-      const p = peer({ mode, chunkSize: 1000, authzMetadata: { domain: 'agent_memory' } });
+      const p = peer({ mode, chunkSize: 1000, authzMetadata: boundMetadata({ domain: 'agent_memory' }) });
       let reached = false;
       try {
         const r = await p.exchange(put('/v1/memory/big', big, 'text/plain'), () => {
@@ -127,7 +127,7 @@ describe('ext_proc bad input: refused, never passed through', () => {
       }
     }
     // The limit is per domain: `notes` has the 1 MiB default.
-    const p = peer({ authzMetadata: { domain: 'notes' } });
+    const p = peer({ authzMetadata: boundMetadata({ domain: 'notes' }) });
     try {
       const ok = await p.exchange(put('/v1/notes/big', big, 'text/plain', 'notes'), () => ({ status: 204, headers: [] }));
       assert.equal(ok.kind, 'upstream');
@@ -137,7 +137,7 @@ describe('ext_proc bad input: refused, never passed through', () => {
   });
 
   it('a response over the limit is refused too (the reader never gets a truncated or plaintext body)', async () => {
-    const p = peer({ authzMetadata: { domain: 'agent_memory' } });
+    const p = peer({ authzMetadata: boundMetadata({ domain: 'agent_memory' }) });
     try {
       const r = await p.exchange(get('/v1/memory/huge'), () => ({ status: 200, headers: [['content-type', 'text/plain']], body: Buffer.alloc(5000, 0x62) }));
       assertRefused(r, 413, 'payload_too_large');
@@ -147,7 +147,7 @@ describe('ext_proc bad input: refused, never passed through', () => {
   });
 
   it('JSON that is not UTF-8: 502 payload_rejected', async () => {
-    const p = peer({ authzMetadata: { domain: 'notes' } });
+    const p = peer({ authzMetadata: boundMetadata({ domain: 'notes' }) });
     try {
       const body = Buffer.concat([Buffer.from('{"name":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')]);
       const r = await p.exchange(put('/v1/notes/j', body, 'application/json', 'notes'), () => ({ status: 204, headers: [] }));
@@ -162,7 +162,7 @@ describe('ext_proc bad input: refused, never passed through', () => {
     const secret = Buffer.from('top secret memory');
 
     async function stored(domain: string, path: string): Promise<Buffer> {
-      const p = peer({ authzMetadata: { domain } });
+      const p = peer({ authzMetadata: boundMetadata({ domain }) });
       try {
         await p.exchange(put(path, secret, 'text/plain', domain), store.handle);
       } finally {
@@ -172,7 +172,7 @@ describe('ext_proc bad input: refused, never passed through', () => {
     }
 
     async function read(path: string, body: Buffer): Promise<ExchangeResult> {
-      const p = peer({ authzMetadata: { domain: 'agent_memory' } });
+      const p = peer({ authzMetadata: boundMetadata({ domain: 'agent_memory' }) });
       try {
         return await p.exchange(get(path), () => ({ status: 200, headers: [['content-type', 'application/jose']], body }));
       } finally {
@@ -212,7 +212,7 @@ describe('ext_proc bad input: refused, never passed through', () => {
   });
 
   it('a request body the filter never sent (request_body_mode NONE) gets the response refused', async () => {
-    const p = peer({ mode: { requestBody: 'NONE', responseBody: 'BUFFERED' }, authzMetadata: { domain: 'notes' } });
+    const p = peer({ mode: { requestBody: 'NONE', responseBody: 'BUFFERED' }, authzMetadata: boundMetadata({ domain: 'notes' }) });
     try {
       const r = await p.exchange(put('/v1/notes/n', Buffer.from('x'), 'text/plain', 'notes'), () => ({ status: 204, headers: [] }));
       assertRefused(r, 500, 'internal_error');
@@ -222,7 +222,7 @@ describe('ext_proc bad input: refused, never passed through', () => {
   });
 
   it('a STREAMED body ended by trailers cannot be replaced: refused, its chunks were cleared', async () => {
-    const p = peer({ mode: { requestBody: 'STREAMED', responseBody: 'STREAMED', requestTrailers: 'SEND' }, chunkSize: 4, authzMetadata: { domain: 'notes' } });
+    const p = peer({ mode: { requestBody: 'STREAMED', responseBody: 'STREAMED', requestTrailers: 'SEND' }, chunkSize: 4, authzMetadata: boundMetadata({ domain: 'notes' }) });
     let reached = false;
     try {
       const req = { ...put('/v1/notes/tr', Buffer.from('plaintext body'), 'text/plain', 'notes'), trailers: [['x-sum', '1']] as Array<[string, string]> };

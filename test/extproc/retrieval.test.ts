@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeProtectedHeader } from 'jose';
 import { EnvoyPeer, header, type PeerOptions } from '../support/envoy-peer.js';
-import { get, MemoryStore, put, startTestServer, type TestServer } from '../support/extproc-server.js';
+import { boundMetadata, get, MemoryStore, put, startTestServer, type TestServer } from '../support/extproc-server.js';
 
 const BUFFERED: PeerOptions['mode'] = { requestBody: 'BUFFERED', responseBody: 'BUFFERED' };
 const STREAMED: PeerOptions['mode'] = { requestBody: 'STREAMED', responseBody: 'STREAMED' };
@@ -22,7 +22,7 @@ describe('ext_proc RETRIEVAL over real gRPC', () => {
 
   it('write then read: the store holds only a policy-bound JWE, the reader gets the original bytes and type', async () => {
     const store = new MemoryStore();
-    const p = peer({ authzMetadata: { domain: 'agent_memory', role: 'RETRIEVER', decision_id: 'dec-rt-1', agent_pseudonym: 'ap_x' } });
+    const p = peer({ authzMetadata: boundMetadata({ domain: 'agent_memory', role: 'RETRIEVER', decision_id: 'dec-rt-1', agent_pseudonym: 'ap_x' }) });
     const original = Buffer.from(JSON.stringify({ memory: 'the launch code is 0000', n: 42, ünï: 'çødé' }));
     try {
       const w = await p.exchange(put('/v1/memory/m1', original, 'application/json; charset=utf-8'), store.handle);
@@ -57,7 +57,7 @@ describe('ext_proc RETRIEVAL over real gRPC', () => {
 
   it('records each body transformation in the audit chain with the plaintext hash, never the payload', async () => {
     const store = new MemoryStore();
-    const p = peer({ authzMetadata: { domain: 'notes', role: 'RETRIEVER', decision_id: 'dec-audit-1', agent_id: 'agent-a' } });
+    const p = peer({ authzMetadata: boundMetadata({ domain: 'notes', role: 'RETRIEVER', decision_id: 'dec-audit-1', agent_id: 'agent-a' }) });
     const body = Buffer.from('secret note body');
     try {
       await p.exchange(put('/v1/notes/a?token=abc', body, 'text/plain', 'notes'), store.handle);
@@ -87,7 +87,7 @@ describe('ext_proc RETRIEVAL over real gRPC', () => {
 
   it('STREAMED chunks: every plaintext chunk is cleared, the last answer carries the whole JWE; reading back streams too', async () => {
     const store = new MemoryStore();
-    const p = peer({ mode: STREAMED, chunkSize: 100, authzMetadata: { domain: 'agent_memory' } });
+    const p = peer({ mode: STREAMED, chunkSize: 100, authzMetadata: boundMetadata({ domain: 'agent_memory' }) });
     const original = Buffer.from('x'.repeat(950) + 'TAIL');
     try {
       const w = await p.exchange(put('/v1/memory/s1', original, 'text/plain'), store.handle);
@@ -107,7 +107,7 @@ describe('ext_proc RETRIEVAL over real gRPC', () => {
 
   it('a non-JWE response body (a store error) passes unchanged', async () => {
     const store = new MemoryStore();
-    const p = peer({ authzMetadata: { domain: 'agent_memory' } });
+    const p = peer({ authzMetadata: boundMetadata({ domain: 'agent_memory' }) });
     try {
       const r = await p.exchange(get('/v1/memory/missing'), store.handle);
       assert.equal(r.response.status, 404);
@@ -119,7 +119,7 @@ describe('ext_proc RETRIEVAL over real gRPC', () => {
   });
 
   it('a multi-chunk STREAMED body that passes is re-emitted whole in the last answer', async () => {
-    const p = peer({ mode: STREAMED, chunkSize: 5, authzMetadata: { domain: 'notes' } });
+    const p = peer({ mode: STREAMED, chunkSize: 5, authzMetadata: boundMetadata({ domain: 'notes' }) });
     const listing = Buffer.from('{"items":["a","b","c"]}');
     try {
       const r = await p.exchange(get('/v1/notes/', 'notes'), () => ({ status: 200, headers: [['content-type', 'application/json']], body: listing }));
@@ -132,9 +132,9 @@ describe('ext_proc RETRIEVAL over real gRPC', () => {
   it('masks topology response headers in masking domains (x-envoy-* only where mutation_rules.allow_envoy)', async () => {
     const store = new MemoryStore();
     const body = Buffer.from('hello');
-    const strict = peer({ allowEnvoy: false, authzMetadata: { domain: 'agent_memory' } });
-    const lenient = peer({ allowEnvoy: true, authzMetadata: { domain: 'agent_memory' } });
-    const plain = peer({ allowEnvoy: true, authzMetadata: { domain: 'notes' } });
+    const strict = peer({ allowEnvoy: false, authzMetadata: boundMetadata({ domain: 'agent_memory' }) });
+    const lenient = peer({ allowEnvoy: true, authzMetadata: boundMetadata({ domain: 'agent_memory' }) });
+    const plain = peer({ allowEnvoy: true, authzMetadata: boundMetadata({ domain: 'notes' }) });
     try {
       await lenient.exchange(put('/v1/memory/h', body, 'text/plain'), store.handle);
       const a = await lenient.exchange(get('/v1/memory/h'), store.handle);
@@ -169,7 +169,7 @@ describe('ext_proc RETRIEVAL over real gRPC', () => {
 
   it('no domain, or an unknown one: immediate 403 no_policy, nothing reaches the callee', async () => {
     for (const metadata of [undefined, { domain: 'nope' }]) {
-      const p = peer(metadata ? { authzMetadata: metadata } : {});
+      const p = peer(metadata ? { authzMetadata: boundMetadata(metadata) } : {});
       let reached = false;
       try {
         const req = put('/v1/memory/x', Buffer.from('plaintext'), 'text/plain');
@@ -190,7 +190,7 @@ describe('ext_proc RETRIEVAL over real gRPC', () => {
   });
 
   it('observability mode: the server never answers, records what it saw, and ends cleanly', async () => {
-    const p = peer({ observability: true, authzMetadata: { domain: 'notes', decision_id: 'dec-observe-1' } });
+    const p = peer({ observability: true, authzMetadata: boundMetadata({ domain: 'notes', decision_id: 'dec-observe-1' }) });
     try {
       const r = await p.exchange(put('/v1/notes/o', Buffer.from('observed'), 'text/plain', 'notes'), () => ({ status: 201, headers: [], body: Buffer.from('ok') }));
       assert.equal(r.kind, 'upstream');
@@ -205,7 +205,7 @@ describe('ext_proc RETRIEVAL over real gRPC', () => {
   });
 
   it('trailers are passed through after a BUFFERED body that ended with end_of_stream', async () => {
-    const p = peer({ mode: { ...BUFFERED, responseTrailers: 'SEND' }, authzMetadata: { domain: 'notes' } });
+    const p = peer({ mode: { ...BUFFERED, responseTrailers: 'SEND' }, authzMetadata: boundMetadata({ domain: 'notes' }) });
     try {
       const r = await p.exchange(get('/v1/notes/t', 'notes'), () => ({ status: 200, headers: [], trailers: [['x-checksum', 'abc']] }));
       assert.equal(r.kind, 'upstream');

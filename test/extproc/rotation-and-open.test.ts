@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { decodeProtectedHeader } from 'jose';
 import { EnvoyPeer } from '../support/envoy-peer.js';
-import { get, MemoryStore, put, startTestServer, type TestServer } from '../support/extproc-server.js';
+import { boundMetadata, get, MemoryStore, put, startTestServer, type TestServer } from '../support/extproc-server.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -28,7 +28,7 @@ describe('key rotation and `mesh-pep open` (RETRIEVAL)', () => {
   const store = new MemoryStore();
   before(async () => {
     t = await startTestServer();
-    p = new EnvoyPeer({ address: t.address, mode: { requestBody: 'BUFFERED', responseBody: 'BUFFERED' }, authzMetadata: { domain: 'agent_memory' } });
+    p = new EnvoyPeer({ address: t.address, mode: { requestBody: 'BUFFERED', responseBody: 'BUFFERED' }, authzMetadata: boundMetadata({ domain: 'agent_memory' }) });
   });
   after(async () => {
     p?.close();

@@ -61,6 +61,8 @@ describe('dev issuer', () => {
         agentId: 'planner-7', role: 'ORCHESTRATOR', attestation: 'sha256:abcd',
         spiffeId: 'spiffe://mesh.local/ns/agents/sa/planner', issuedAtMs: 0, expiresAtMs: 0, jti: undefined,
         kid: set.keys[0].kid,
+        // The dev key's kid is its RFC 7638 thumbprint, so both name the same key.
+        keyThumbprint: set.keys[0].kid,
       },
     );
     v.close();

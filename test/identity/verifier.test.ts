@@ -67,12 +67,14 @@ describe('CredentialVerifier: valid credentials', () => {
     v.close();
   });
 
-  it('reads custom claim names and ignores non-string claim values', async () => {
+  it('reads custom claim names and ignores non-string claim values (except the SPIFFE claim: refused)', async () => {
     const v = verifier({ roleClaim: 'x_role', attestationClaim: 'x_att', spiffeClaim: 'x_spiffe' });
     const good = await v.verify(await sign(es, claims(T0, { x_role: 'ORCHESTRATOR', x_att: 'sha256:01', x_spiffe: 'spiffe://a/b', role: 'IGNORED' })));
     assert.deepEqual([good.role, good.attestation, good.spiffeId], ['ORCHESTRATOR', 'sha256:01', 'spiffe://a/b']);
-    const odd = await v.verify(await sign(es, claims(T0, { x_role: ['ADMIN'], x_att: 42, x_spiffe: { a: 1 }, jti: 7 })));
+    const odd = await v.verify(await sign(es, claims(T0, { x_role: ['ADMIN'], x_att: 42, jti: 7 })));
     assert.deepEqual([odd.role, odd.attestation, odd.spiffeId, odd.jti], [undefined, undefined, undefined, undefined]);
+    // Ignoring a SPIFFE claim of the wrong type would switch workload binding off.
+    await rejects(v, await sign(es, claims(T0, { x_spiffe: { a: 1 } })), 'invalid_credential', /"x_spiffe" claim must be a string/);
     const empty = await v.verify(await sign(es, claims(T0, { x_role: '' })));
     assert.equal(empty.role, undefined);
     v.close();

@@ -16,15 +16,16 @@ describe('Check hot-path primitives', () => {
     }
   });
 
-  it('bindDecision is HMAC-SHA256 over the documented fields, and verifies', () => {
+  it('bindDecision is HMAC-SHA256 over the documented, length-prefixed fields, and verifies', () => {
     const key = randomBytes(32);
     const now = Date.now();
     for (const agent of ['agent-7', 'p_3kq9v2m1x8', 'agënt-ü']) {
-      const f = { decisionId: randomUUID(), domain: 'agent_memory', role: 'RETRIEVER', agent };
+      const f = { decisionId: randomUUID(), domain: 'agent_memory', role: 'RETRIEVER', agent, host: 'memory.agents.svc', path: '/v1/memory/n?x=1', method: 'PUT', principal: 'spiffe://mesh/ns/a/sa/r' };
       const header = bindDecision(key, f, now);
       const issued = Math.floor(now).toString(36);
-      const expected = createHmac('sha256', key).update(`v1\n${issued}\n${f.decisionId}\n${f.domain}\n${f.role}\n${f.agent}`).digest('base64url');
-      assert.equal(header, `v1.${issued}.${expected}`);
+      const fields = [f.decisionId, f.domain, f.role, f.agent, f.host, f.method, f.principal, f.path].map((v) => `${v.length}:${v}`);
+      const expected = createHmac('sha256', key).update(`v2\n${issued}\n${fields.join('\n')}`).digest('base64url');
+      assert.equal(header, `v2.${issued}.${expected}`);
       assert.equal(verifyBinding(key, header, f, now), true);
       assert.equal(verifyBinding(key, header, { ...f, agent: `${agent}x` }, now), false);
     }

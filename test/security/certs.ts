@@ -15,6 +15,8 @@ export interface TestPki {
   clientCert: string;
   clientKey: string;
   read(file: string): Buffer;
+  /** Another client certificate from the same CA with this subjectAltName (e.g. `URI:spiffe://…`). */
+  client(base: string, subjectAltName: string): { cert: Buffer; key: Buffer };
   cleanup(): void;
 }
 
@@ -54,6 +56,10 @@ export function mintPki(name = 'pki'): TestPki {
     clientCert: p('client.crt'),
     clientKey: p('client.key'),
     read: (f) => readFileSync(f),
+    client: (base, san) => {
+      leaf(base, base, `subjectAltName=${san}\nextendedKeyUsage=clientAuth\n`);
+      return { cert: readFileSync(p(`${base}.crt`)), key: readFileSync(p(`${base}.key`)) };
+    },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

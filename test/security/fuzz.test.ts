@@ -198,7 +198,7 @@ describe('property-based fuzzing of Check and header smuggling (real gRPC server
     const hdrs = (list: Array<[string, string]>) => ({ headers: list.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) });
     const key = h.server.runtime.pseudonyms.bindingKey();
     const reqHeaders = (domain: string, eos: boolean) => ({
-      request_headers: { headers: hdrs([[':method', 'POST'], [':path', '/v1/memory/x'], ...(domain ? checkedHeaders(domain, { key }) : []), ['content-type', 'application/json']]), end_of_stream: eos },
+      request_headers: { headers: hdrs([[':method', 'POST'], [':path', '/v1/memory/x'], ...(domain ? checkedHeaders(domain, { method: 'POST', path: '/v1/memory/x' }, { key }) : []), ['content-type', 'application/json']]), end_of_stream: eos },
     });
     const headersArb = fc.record({ domain: fc.constantFrom('agent_memory', 'agent_memory', 'coordination', 'nope', ''), eos: fc.boolean() }).map((r) => reqHeaders(r.domain, r.eos));
     const msgArb = fc.oneof(

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { importJWK, SignJWT, type JWK } from 'jose';
 import type { DomainPolicy } from '../../src/config/types.js';
 import type { VerifiedCredential } from '../../src/identity/verifier.js';
 import { RevocationRegistry } from '../../src/policy/guards/revocation.js';
@@ -100,6 +101,24 @@ describe('trust zones, revocation and shared identities (real gRPC server)', () 
     await writeFile(revokedFile, '');
     await h.server.runtime.reload();
     assert.ok(isAllow(await h.client.check(mem(await token('agent-r3')))));
+  });
+
+  it('a revoked issuer key cannot be slipped past by leaving kid out of the token header', async () => {
+    const jwk = JSON.parse(await readFile(h.fx.policy.keys.issuerPrivateKeyFile, 'utf8')) as JWK & { kid: string };
+    const key = await importJWK(jwk, 'ES256');
+    const now = Math.floor(Date.now() / 1000);
+    const payload = { sub: 'agent-nokid', role: 'RETRIEVER', iss: h.fx.policy.identity.issuer, aud: 'agent-mesh', iat: now, exp: now + 300, spiffe_id: CALLER_SPIFFE };
+    const kidless = await new SignJWT(payload).setProtectedHeader({ alg: 'ES256', typ: 'JWT' }).sign(key);
+    await writeFile(revokedFile, `key_ids: ["${jwk.kid}"]\n`);
+    await h.server.runtime.reload();
+    try {
+      // Every issuer key has a kid, so a token without one is refused outright (before: allowed).
+      assert.equal(denyReason(await h.client.check(mem(kidless))), 'invalid_credential');
+      assert.equal(denyReason(await h.client.check(mem(await token('agent-withkid')))), 'revoked');
+    } finally {
+      await writeFile(revokedFile, '');
+      await h.server.runtime.reload();
+    }
   });
 
   it('inline policy revocation applies on policy reload', async () => {

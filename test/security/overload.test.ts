@@ -138,7 +138,7 @@ describe('overload and faults (real gRPC server)', () => {
     const h = await startHarness(policyYaml(DEFAULT_DOMAINS, '  server:\n    max_concurrent_streams: 1\n'));
     const Proc = loadServices().ExternalProcessor;
     const client = new Proc(h.server.address, grpc.credentials.createInsecure()) as unknown as { Process(): grpc.ClientDuplexStream<object, Record<string, unknown>>; close(): void };
-    const mesh = checkedHeaders('agent_memory', { key: h.server.runtime.pseudonyms.bindingKey() });
+    const mesh = checkedHeaders('agent_memory', { method: '', path: '/v1/memory/x' }, { key: h.server.runtime.pseudonyms.bindingKey() });
     const headers = { request_headers: { headers: { headers: [[':path', '/v1/memory/x'], ...mesh].map(([key, v]) => ({ key, raw_value: Buffer.from(v!) })) }, end_of_stream: false } };
     const firstAnswer = (call: grpc.ClientDuplexStream<object, Record<string, unknown>>) =>
       new Promise<Record<string, unknown>>((resolve, reject) => {

@@ -87,6 +87,46 @@ describe('the gRPC listener over TLS and mTLS', { skip: hasOpenssl() ? false : '
     }
   });
 
+  it('server.tls.allowed_clients: only certificates naming an allowed URI or DNS SAN may call any service', async () => {
+    const own = mintPki('allow');
+    const allowed = ['spiffe://cluster.local/ns/mesh/sa/envoy', 'envoy.mesh.internal'];
+    const yaml = tlsPolicy(own, '1.3', true).replace(`client_ca_file: ${own.caCert}\n`, `client_ca_file: ${own.caCert}\n      allowed_clients: [${allowed.map((a) => JSON.stringify(a)).join(', ')}]\n`);
+    assert.match(yaml, /allowed_clients/);
+    const fx = await createMeshFixture(yaml);
+    const s = await startTestServer(fx.policyFile);
+    try {
+      const token = await fx.token({ agent: 'a4', role: 'RETRIEVER' });
+      const ca = own.read(own.caCert);
+      const creds = (c: { cert: Buffer; key: Buffer }) => grpc.credentials.createSsl(ca, c.key, c.cert);
+      const envoy = { cert: own.read(own.clientCert), key: own.read(own.clientKey) };
+      const byDns = own.client('envoy-dns', 'DNS:ENVOY.mesh.internal');
+      // Same CA, so the handshake succeeds: only the identity tells the mesh's Envoys from any workload.
+      const workload = own.client('workload', 'URI:spiffe://cluster.local/ns/agents/sa/retriever');
+      const lookalike = own.client('lookalike', 'URI:spiffe://cluster.local/ns/mesh/sa/envoy-2,DNS:envoy.mesh.internal.evil');
+      assert.ok(isAllow(await check(s.address, creds(envoy), envoyCheckRequest({ token }))));
+      assert.ok(isAllow(await check(s.address, creds(byDns), envoyCheckRequest({ token }))));
+      for (const [name, c] of Object.entries({ workload, lookalike })) {
+        await assert.rejects(check(s.address, creds(c), envoyCheckRequest({ token })), (e: grpc.ServiceError) => e.code === grpc.status.PERMISSION_DENIED, name);
+        // ext_proc as well: a refused client never gets a body protected or unprotected.
+        const proc = new (loadServices().ExternalProcessor)(s.address, creds(c), { 'grpc.ssl_target_name_override': 'localhost' });
+        const call = (proc as unknown as { Process(): grpc.ClientDuplexStream<object, unknown> }).Process();
+        const outcome = await new Promise<{ code: number; data: boolean }>((resolve) => {
+          let data = false;
+          call.on('data', () => (data = true));
+          call.on('error', (e: grpc.ServiceError) => resolve({ code: e.code, data }));
+          call.on('end', () => resolve({ code: 0, data }));
+          call.write({ request_headers: { headers: { headers: [{ key: ':path', raw_value: Buffer.from('/v1/memory/x') }] }, end_of_stream: true } });
+        });
+        proc.close();
+        assert.deepEqual(outcome, { code: grpc.status.PERMISSION_DENIED, data: false }, name);
+      }
+    } finally {
+      await s.close();
+      await fx.cleanup();
+      own.cleanup();
+    }
+  });
+
   it('mesh-pep serve --tls-cert/--tls-key/--tls-client-ca serves mTLS; half a flag pair is refused', async () => {
     const fx = await createMeshFixture();
     const port = await freePort();

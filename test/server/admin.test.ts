@@ -71,7 +71,7 @@ describe('admin surface', () => {
     });
     call.end();
     client.close();
-    for (const s of ['envoy.service.auth.v3.Authorization', 'envoy.service.ext_proc.v3.ExternalProcessor', 'meshpep.admin.v1.Admin']) {
+    for (const s of ['envoy.service.auth.v3.Authorization', 'envoy.service.ext_proc.v3.ExternalProcessor', 'meshpep.admin.v1.Admin', 'grpc.health.v1.Health']) {
       assert.ok(names.includes(s), `${s} in ${names.join(', ')}`);
     }
   });

@@ -8,15 +8,26 @@ import type { AuditRecord } from '../../src/audit/record.js';
 import { loadPolicyFile } from '../../src/config/load.js';
 import type { CompiledPolicy, DomainPolicy } from '../../src/config/types.js';
 import { tierModule, type TierModule } from '../../src/protect/registry.js';
-import { bindDecision } from '../../src/policy/binding.js';
+import { bindDecision, bindingHost, type BoundFields } from '../../src/policy/binding.js';
+
+/** The route of a request as Check and ext_proc both see it (what the binding MAC covers). */
+export interface BoundRoute {
+  method: string;
+  path: string;
+  /** `:authority`; '' when the request carries none. */
+  authority?: string;
+  /** The caller's mTLS principal as Check saw it. */
+  principal?: string;
+}
 
 /**
  * The request headers Check sets on an allow, with the `x-mesh-binding` MAC under the running server's
- * key (`opts.key`, default: the server startTestServer started last), for exchanges that rely on
- * ext_proc's header fallback instead of forwarded metadata.
+ * key (`opts.key`, default: the server startTestServer started last) for this route, for exchanges
+ * that rely on ext_proc's header fallback instead of forwarded metadata.
  */
 export function checkedHeaders(
   domain: string,
+  route: BoundRoute,
   opts: { role?: string; agent?: string; key?: Uint8Array } = {},
 ): Array<[string, string]> {
   const { role = 'RETRIEVER', agent = 'ap_0123456789abcdef0123456789abcdef' } = opts;
@@ -28,8 +39,40 @@ export function checkedHeaders(
     [agent.startsWith('ap_') ? 'x-agent-pseudonym' : 'x-agent-id', agent],
     ['x-mesh-decision-id', decisionId],
   ];
-  if (bindingKey) out.push(['x-mesh-binding', bindDecision(bindingKey, { decisionId, domain, role, agent }, Date.now())]);
+  if (bindingKey) out.push(['x-mesh-binding', bindDecision(bindingKey, boundFields({ decisionId, domain, role, agent }, route), Date.now())]);
   return out;
+}
+
+function boundFields(f: { decisionId: string; domain: string; role: string; agent: string }, route: BoundRoute): BoundFields {
+  return { ...f, host: bindingHost(route.authority ?? ''), path: route.path, method: route.method, principal: route.principal ?? '' };
+}
+
+/**
+ * ext_authz dynamic metadata as Check writes it for the exchange's request (`EnvoyPeer`'s
+ * `authzMetadata` as a function of the request headers): the given fields plus the `binding` MAC for
+ * that request's route under the running server's key.
+ */
+export function boundMetadata(
+  fields: Record<string, string>,
+  opts: { key?: Uint8Array; principal?: string } = {},
+): (requestHeaders: ReadonlyArray<readonly [string, string]>) => Record<string, string> {
+  return (requestHeaders) => {
+    const key = opts.key ?? serverBindingKey;
+    if (!key) throw new Error('boundMetadata needs a running test server or opts.key');
+    const get = (n: string) => requestHeaders.find(([k]) => k === n)?.[1];
+    const route: BoundRoute = { method: get(':method') ?? '', path: get(':path') ?? '', authority: get(':authority') ?? get('host') ?? '', principal: opts.principal ?? '' };
+    const f = {
+      decisionId: fields['decision_id'] ?? '',
+      domain: fields['domain'] ?? '',
+      role: fields['role'] ?? '',
+      agent: fields['agent_pseudonym'] ?? fields['agent_id'] ?? '',
+    };
+    return {
+      ...fields,
+      binding: bindDecision(key, boundFields(f, route), Date.now()),
+      ...(opts.principal ? { source_principal: opts.principal } : {}),
+    };
+  };
 }
 
 /** Set by startTestServer: put()/get() carry headers as Check would have set them for this server. */
@@ -178,7 +221,7 @@ export function put(path: string, body: Buffer, contentType: string, domain = 'a
       [':scheme', 'http'],
       ['content-type', contentType],
       ['content-length', String(body.length)],
-      ...checkedHeaders(domain),
+      ...checkedHeaders(domain, { method: 'PUT', path, authority: 'memory.agents.svc' }),
     ],
     body,
   };
@@ -191,7 +234,7 @@ export function get(path: string, domain = 'agent_memory'): { headers: Array<[st
       [':path', path],
       [':authority', 'memory.agents.svc'],
       [':scheme', 'http'],
-      ...checkedHeaders(domain),
+      ...checkedHeaders(domain, { method: 'GET', path, authority: 'memory.agents.svc' }),
     ],
   };
 }

@@ -6,7 +6,7 @@ import { startServer, type RunningServer } from '../../src/server/start.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { createTracing } from '../../src/telemetry/tracing.js';
 import { EnvoyPeer } from '../support/envoy-peer.js';
-import { MemoryStore, put } from '../support/extproc-server.js';
+import { boundMetadata, MemoryStore, put } from '../support/extproc-server.js';
 import { createMeshFixture, type MeshFixture } from '../support/mesh-fixture.js';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.js';
 
@@ -34,7 +34,7 @@ test('an ext_proc stream is one SERVER span in Envoy\'s trace with an INTERNAL c
     mode: { requestBody: 'BUFFERED', responseBody: 'BUFFERED' },
     allowEnvoy: true,
     callMetadata: { traceparent: `00-${traceId}-${parent}-01` },
-    authzMetadata: { domain: 'agent_memory', tier: 'RETRIEVAL', role: 'RETRIEVER', decision_id: 'dec-trace-1', agent_pseudonym: 'ap_t' },
+    authzMetadata: boundMetadata({ domain: 'agent_memory', tier: 'RETRIEVAL', role: 'RETRIEVER', decision_id: 'dec-trace-1', agent_pseudonym: 'ap_t' }, { key: server.runtime.pseudonyms.bindingKey() }),
   });
   const store = new MemoryStore();
   const res = await peer.exchange(put('/v1/memory/t1', Buffer.from('{"note":"x"}'), 'application/json'), store.handle);

@@ -2,14 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { auditTarget } from '../../audit/target.js';
 import type { CompiledPolicy, DomainPolicy } from '../../config/types.js';
 import type { Pseudonymizer } from '../../masking/pseudonym.js';
-import { verifyBinding } from '../../policy/binding.js';
+import { BINDING_METADATA_FIELD, bindingHost, verifyBinding } from '../../policy/binding.js';
 
 /**
  * Who is calling which domain, as Check decided it. Read from the `envoy.filters.http.ext_authz`
  * dynamic metadata when Envoy forwards it (`metadata_options.forwarding_namespaces`), else from the
- * request headers Check set (`x-mesh-domain`, `x-agent-*`, `x-mesh-decision-id`). Those headers count
- * only with a valid `x-mesh-binding` MAC from Check (`policy/binding.ts`): a client that reaches
- * ext_proc without Check in front cannot name a domain.
+ * request headers Check set (`x-mesh-domain`, `x-agent-*`, `x-mesh-decision-id`). Either source counts
+ * only with Check's MAC (`policy/binding.ts`; metadata field `binding`, header `x-mesh-binding`) for
+ * this very request: its route (`:authority`, `:path`, method) and source principal. A client that
+ * reaches ext_proc without Check in front, or replays what Check set for another request, cannot name
+ * a domain.
  */
 export interface Flow {
   policy: CompiledPolicy;
@@ -51,16 +53,33 @@ export function resolveFlow(
   pseudonyms: Pseudonymizer,
   authz: Readonly<Record<string, string>>,
   requestHeaders: ReadonlyMap<string, string> | undefined,
+  attributePrincipal?: string,
 ): Flow | undefined {
+  // Without the request headers the route is unknown, so no binding can be checked: refused. (The
+  // filter must send request headers; docs/ext-proc.md.)
+  if (!requestHeaders) return undefined;
   const pick = callerSource(authz, requestHeaders);
   const name = pick('domain', 'x-mesh-domain');
   const domain = name === undefined ? undefined : policy.domainsByName.get(name);
   if (!domain) return undefined;
   const agent = pick('agent_pseudonym', 'x-agent-pseudonym') ?? pick('agent_id', 'x-agent-id');
-  if (!authz['domain']) {
-    const bound = { decisionId: pick('decision_id', 'x-mesh-decision-id') ?? '', domain: domain.name, role: pick('role', 'x-agent-role') ?? '', agent: agent ?? '' };
-    if (!verifyBinding(pseudonyms.bindingKey(), requestHeaders?.get('x-mesh-binding'), bound, Date.now())) return undefined;
-  }
+  const fromMetadata = Boolean(authz['domain']);
+  // Envoy's own attribute wins. Otherwise, on the metadata path, the principal Check saw (metadata
+  // comes from Envoy, not the client); on the header path nothing: a MAC Check made for a caller with
+  // a principal then fails, rather than trusting a principal the client could name.
+  const principal = attributePrincipal ?? (fromMetadata ? authz['source_principal'] ?? '' : '');
+  const bound = {
+    decisionId: pick('decision_id', 'x-mesh-decision-id') ?? '',
+    domain: domain.name,
+    role: pick('role', 'x-agent-role') ?? '',
+    agent: agent ?? '',
+    host: bindingHost(requestHeaders.get(':authority') ?? requestHeaders.get('host') ?? ''),
+    path: requestHeaders.get(':path') ?? '',
+    method: requestHeaders.get(':method') ?? '',
+    principal,
+  };
+  const mac = fromMetadata ? authz[BINDING_METADATA_FIELD] : requestHeaders.get('x-mesh-binding');
+  if (!verifyBinding(pseudonyms.bindingKey(), mac, bound, Date.now())) return undefined;
   const host = (requestHeaders?.get(':authority') ?? requestHeaders?.get('host'))?.replace(/:\d+$/, '');
   return {
     policy,

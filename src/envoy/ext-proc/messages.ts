@@ -21,6 +21,8 @@ export interface InboundMessage {
   observability: boolean;
   /** String fields of the `envoy.filters.http.ext_authz` dynamic metadata Check wrote, if forwarded. */
   authz: Readonly<Record<string, string>>;
+  /** The caller's mTLS principal from Envoy's `request_attributes`, when the filter asks for it. */
+  principal?: string;
 }
 
 export interface HeaderChanges {

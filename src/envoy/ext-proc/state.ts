@@ -42,5 +42,11 @@ export type StreamState =
   | { at: 'start' }
   | (Established & { at: 'request'; contentType: string | undefined; contentEncoding: string | undefined; body: BodyStage })
   | (Established & { at: 'response'; contentType: string | undefined; contentEncoding: string | undefined; body: BodyStage })
+  /**
+   * The stream began at response headers with no decision from Check and an error status: the local
+   * reply of an earlier filter (ext_authz's deny or its `status_on_error`), which Envoy runs through
+   * ext_proc's response path too. Passed through unchanged: nothing of a callee is in it.
+   */
+  | { at: 'local_reply' }
   /** An immediate response was sent: Envoy ignores this stream from now on; late chunks are dropped. */
   | { at: 'finished' };

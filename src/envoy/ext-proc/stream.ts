@@ -4,6 +4,8 @@ import type { DomainPolicy } from '../../config/types.js';
 import type { ReasonCode } from '../../policy/reasons.js';
 import { processBody, type BodyVerdict, type PayloadDigest, type PayloadScan } from '../../protect/pipeline.js';
 import { tierModule } from '../../protect/registry.js';
+import { protectedRequestRepresentation } from '../../protect/representation.js';
+import { CHECK_TO_EXTPROC_HEADERS } from '../../policy/binding.js';
 import type { ServerContext } from '../../server/context.js';
 import { recordKind, RecordOverflow, RecordSplitter } from '../../dlp/stream-records.js';
 import { BodyBuffer, BodyTally } from './body-buffer.js';
@@ -13,6 +15,7 @@ import {
   ProtocolViolation,
   type BodyChange,
   type BodyPhase,
+  type HeaderChanges,
   type HeadersPhase,
   type Inbound,
   type InboundMessage,
@@ -67,9 +70,18 @@ export class ExtProcStream {
     return this.state.at === 'finished';
   }
 
-  /** Cancel or error: drop buffered plaintext at once. */
+  /** Cancel or error: drop buffered plaintext at once (and give its bytes back to the budget). */
   abort(): void {
+    this.releaseBody();
     this.state = { at: 'finished' };
+  }
+
+  /** The body being received or protected, if any: its bytes count against the process's budget. */
+  private holding: BodyBuffer | undefined;
+
+  private releaseBody(): void {
+    this.holding?.release();
+    this.holding = undefined;
   }
 
   async handle(msg: InboundMessage): Promise<Outbound | undefined> {
@@ -95,7 +107,16 @@ export class ExtProcStream {
     switch (s.at) {
       case 'finished':
         return undefined;
+      case 'local_reply':
+        if (m.phase === 'response_body') return msg.observability ? undefined : { type: 'body', phase: m.phase, body: { kind: 'keep' }, headers: NO_HEADER_CHANGES };
+        if (m.phase === 'response_trailers') return msg.observability ? undefined : { type: 'trailers', phase: m.phase };
+        throw new ProtocolViolation(`${m.phase} arrived during a local reply`);
       case 'start':
+        if (m.type === 'headers' && isLocalReply(m, msg)) {
+          this.state = { at: 'local_reply' };
+          this.deps.ctx.metrics.extprocOutcomes.inc({ domain: '', tier: '', phase: m.phase, outcome: 'pass' });
+          return msg.observability ? undefined : { type: 'headers', phase: m.phase, headers: NO_HEADER_CHANGES };
+        }
         if (m.type === 'headers') return this.open(m, msg);
         throw new ProtocolViolation(`${m.phase} arrived before any headers`);
       case 'request':
@@ -119,7 +140,7 @@ export class ExtProcStream {
     // Response headers first means Envoy skips request headers: only the metadata can name the domain
     // (a response header never can: it comes from the callee).
     const requestHeaders = m.phase === 'request_headers' ? m.headers : undefined;
-    const flow = resolveFlow(ctx.policy(), ctx.pseudonyms, msg.authz, requestHeaders);
+    const flow = resolveFlow(ctx.policy(), ctx.pseudonyms, msg.authz, requestHeaders, msg.principal);
     if (flow && this.traceId) flow.traceId = this.traceId;
     if (!flow) return this.refuse(undefined, m.phase, 'no_policy', msg.observability, undefined);
     let module;
@@ -132,7 +153,17 @@ export class ExtProcStream {
     const est: Established = { flow, module, observe: msg.observability };
     if (m.phase === 'request_headers') {
       this.state = { ...est, at: 'request', contentType: m.headers.get('content-type'), contentEncoding: m.headers.get('content-encoding'), body: m.endOfStream ? { stage: 'absent' } : { stage: 'expected' } };
-      return this.answer(est, { type: 'headers', phase: m.phase, headers: NO_HEADER_CHANGES });
+      // Check's helper headers (the binding MAC) end here: real Envoy forwards every request header to the callee.
+      const remove = CHECK_TO_EXTPROC_HEADERS.filter((h) => m.headers.has(h));
+      if (m.endOfStream) return this.answer(est, { type: 'headers', phase: m.phase, headers: remove.length ? { set: [], remove } : NO_HEADER_CHANGES });
+      // A body follows and will be replaced. In STREAMED and FULL_DUPLEX_STREAMED modes these headers
+      // go on before the body, and body answers cannot change them: label the protected body now and
+      // drop the plaintext's length (the body answer sets both again, exactly, where Envoy honours it).
+      const rep = protectedRequestRepresentation(flow.domain);
+      const set: Array<readonly [string, string]> = [['content-type', rep.contentType], ...Object.entries(rep.headers)];
+      // The protected body is never content-coded: a declared coding is undone before scanning (pipeline.ts).
+      const coding = m.headers.has('content-encoding') ? ['content-encoding'] : [];
+      return this.answer(est, { type: 'headers', phase: m.phase, headers: { set, remove: [...remove, 'content-length', ...coding] } });
     }
     return this.enterResponse(est, m);
   }
@@ -183,11 +214,15 @@ export class ExtProcStream {
 
     let receiving: Extract<BodyStage, { stage: 'receiving' }>;
     if (stage.stage === 'receiving') receiving = stage;
-    else if (stage.stage === 'expected') receiving = { stage: 'receiving', buffer: new BodyBuffer(s.flow.domain.maxBodyBytes), chunks: 0 };
-    else throw new ProtocolViolation(`${m.phase} mixes observability and processing`);
+    else if (stage.stage === 'expected') {
+      receiving = { stage: 'receiving', buffer: new BodyBuffer(s.flow.domain.maxBodyBytes, this.deps.ctx.bodyBudget), chunks: 0 };
+      this.holding = receiving.buffer;
+    } else throw new ProtocolViolation(`${m.phase} mixes observability and processing`);
 
     receiving.chunks++;
-    if (!receiving.buffer.add(m.body)) return this.refuse(s.flow, m.phase, 'payload_too_large', false, undefined);
+    const added = receiving.buffer.add(m.body);
+    // Over the process-wide budget the PEP sheds (503 overloaded), as it does beyond its stream limit.
+    if (added !== 'ok') return this.refuse(s.flow, m.phase, added === 'too_large' ? 'payload_too_large' : 'overloaded', false, undefined);
     if (!m.endOfStream) {
       // A STREAMED chunk (or a BUFFERED body that trailers will follow): held here, and cleared from
       // Envoy's copy so no plaintext chunk reaches the other side before the whole body is protected.
@@ -195,7 +230,11 @@ export class ExtProcStream {
       return { type: 'body', phase: m.phase, body: { kind: 'clear' }, headers: NO_HEADER_CHANGES };
     }
     s.body = { stage: 'complete' };
-    return this.transform(s, m.phase, receiving.buffer.take(), receiving.chunks > 1);
+    try {
+      return await this.transform(s, m.phase, receiving.buffer.take(), receiving.chunks > 1);
+    } finally {
+      this.releaseBody();
+    }
   }
 
   /**
@@ -296,10 +335,15 @@ export class ExtProcStream {
       ];
       return { type: 'body', phase, body: { kind: 'replace', body: verdict.body }, headers: { set, remove: [...(verdict.removeHeaders ?? [])] } };
     }
+    // A request body left as it is (an empty one) loses the protected label the headers answer gave it.
+    const unlabel: HeaderChanges =
+      direction(phase) === 'request'
+        ? { set: s.contentType ? [['content-type', s.contentType]] : [], remove: [...Object.keys(protectedRequestRepresentation(flow.domain).headers), ...(s.contentType ? [] : ['content-type'])] }
+        : NO_HEADER_CHANGES;
     // Earlier chunks were cleared from Envoy's copy: the last answer must carry the whole body again.
     return earlierChunksCleared
-      ? { type: 'body', phase, body: { kind: 'replace', body }, headers: NO_HEADER_CHANGES }
-      : { type: 'body', phase, body: { kind: 'keep' }, headers: NO_HEADER_CHANGES };
+      ? { type: 'body', phase, body: { kind: 'replace', body }, headers: unlabel }
+      : { type: 'body', phase, body: { kind: 'keep' }, headers: unlabel };
   }
 
   private async observeBody(s: Active, stage: BodyStage, m: Extract<Inbound, { type: 'body' }>): Promise<undefined> {
@@ -344,6 +388,7 @@ export class ExtProcStream {
     findings?: Readonly<Record<string, number>>,
     layers?: readonly string[],
   ): Promise<Outbound | undefined> {
+    this.releaseBody();
     this.state = { at: 'finished' };
     await this.audit(flow, phase, 'deny', reason, plaintext, findings, layers);
     this.count(flow, phase, 'deny', reason);
@@ -402,6 +447,20 @@ export class ExtProcStream {
       return false;
     }
   }
+}
+
+/**
+ * Real Envoy runs a local reply through every encoder filter, including the ext_proc filter whose
+ * request side never ran because ext_authz answered first (a deny, or `status_on_error` when Check
+ * failed). Such a stream starts at response headers with no Check decision in the metadata. Only an
+ * error status qualifies: a success that ext_proc never saw the request of means the filter is set to
+ * skip request headers, and that is refused as before rather than waved through. A stream that carries
+ * Check's decision is a callee's answer (request headers skipped) and is processed as one.
+ */
+function isLocalReply(m: Extract<Inbound, { type: 'headers' }>, msg: InboundMessage): boolean {
+  if (m.phase !== 'response_headers' || msg.authz['domain']) return false;
+  const status = Number(m.headers.get(':status'));
+  return Number.isInteger(status) && status >= 400 && status <= 599;
 }
 
 function eventName(phase: Phase): AuditEvent['event'] {

@@ -31,6 +31,8 @@ export interface WireProcessingRequest {
   request_trailers?: object | null;
   response_trailers?: object | null;
   metadata_context?: { filter_metadata?: Record<string, WireStruct | undefined> } | null;
+  /** `request_attributes` values, keyed by filter name (`envoy.filters.http.ext_proc`). */
+  attributes?: Record<string, WireStruct | undefined> | null;
   observability_mode?: boolean;
 }
 
@@ -46,6 +48,23 @@ function authzMetadata(req: WireProcessingRequest): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(fields)) if (typeof v?.stringValue === 'string') out[k] = v.stringValue;
   return out;
+}
+
+/**
+ * The caller's mTLS identity when the filter asks Envoy for it (`request_attributes:
+ * [connection.uri_san_peer_certificate]`), the value ext_authz reports as `source.principal` under
+ * Istio. Only on the message the attributes were requested for; undefined when Envoy sent none.
+ */
+export const PRINCIPAL_ATTRIBUTE = 'connection.uri_san_peer_certificate';
+
+function principalAttribute(req: WireProcessingRequest): string | undefined {
+  const attrs = req.attributes;
+  if (!attrs) return undefined;
+  for (const name in attrs) {
+    const v = attrs[name]?.fields?.[PRINCIPAL_ATTRIBUTE];
+    if (typeof v?.stringValue === 'string') return v.stringValue;
+  }
+  return undefined;
 }
 
 /**
@@ -84,7 +103,8 @@ function messageOf(req: WireProcessingRequest): Inbound {
 
 export function decodeRequest(raw: DecodedOrNot): InboundMessage {
   if (raw === UNDECODABLE) throw new ProtocolViolation('ProcessingRequest is not valid protobuf');
-  return { message: messageOf(raw), observability: raw.observability_mode === true, authz: authzMetadata(raw) };
+  const principal = principalAttribute(raw);
+  return { message: messageOf(raw), observability: raw.observability_mode === true, authz: authzMetadata(raw), ...(principal !== undefined ? { principal } : {}) };
 }
 
 /** `raw_value` only: Envoy rejects a HeaderValue that sets both. `append: false` and

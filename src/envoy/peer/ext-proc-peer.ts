@@ -45,8 +45,13 @@ export interface PeerOptions {
   allowEnvoy?: boolean;
   /** gRPC call metadata Envoy sends with the stream (its trace context: `traceparent`, `x-b3-*`). */
   callMetadata?: Record<string, string>;
-  /** String fields of the ext_authz dynamic metadata forwarded in `metadata_context`. */
-  authzMetadata?: Record<string, string>;
+  /**
+   * String fields of the ext_authz dynamic metadata forwarded in `metadata_context`; a function gets
+   * the exchange's request headers (what Check saw), for metadata bound to the request.
+   */
+  authzMetadata?: Record<string, string> | ((requestHeaders: HeaderList) => Record<string, string>);
+  /** The client's mTLS URI SAN, sent as the `connection.uri_san_peer_certificate` request attribute. */
+  principalAttribute?: string;
   /** Chunk size for STREAMED bodies. */
   chunkSize?: number;
 }
@@ -74,7 +79,7 @@ export interface ExchangeResult {
   /** Header mutations Envoy would have ignored under the configured mutation rules. */
   rejectedMutations: string[];
   /** Why Envoy answered locally, when it did. */
-  localReason: 'immediate_response' | 'stream_error' | 'content_length_mismatch' | undefined;
+  localReason: 'immediate_response' | 'stream_error' | 'content_length_mismatch' | 'earlier_filter' | undefined;
   /** The gRPC status the server ended the stream with. */
   grpcStatus: grpc.status;
   /** Message types sent and answered, in order (for assertions on the protocol itself). */
@@ -325,10 +330,19 @@ export class EnvoyPeer {
     return (this.client as unknown as { Process(md: grpc.Metadata): grpc.ClientDuplexStream<object, WireProcessingResponse> }).Process(md);
   }
 
+  /** Request headers of the exchange in progress (for `authzMetadata` given as a function). */
+  private requestHeaders: HeaderList = [];
+
   private envelope(member: string, payload: object, first: boolean): object {
+    const md = this.opts.authzMetadata;
+    const principal = this.opts.principalAttribute;
     return {
       [member]: payload,
-      ...(first && this.opts.authzMetadata ? { metadata_context: toStruct(this.opts.authzMetadata) } : {}),
+      ...(first && md ? { metadata_context: toStruct(typeof md === 'function' ? md(this.requestHeaders) : md) } : {}),
+      // Envoy sends `request_attributes` with the request headers message.
+      ...(member === 'request_headers' && principal !== undefined
+        ? { attributes: { 'envoy.filters.http.ext_proc': { fields: { 'connection.uri_san_peer_certificate': { stringValue: principal } } } } }
+        : {}),
       observability_mode: this.opts.observability === true,
     };
   }
@@ -338,6 +352,24 @@ export class EnvoyPeer {
    * `upstream` answer, and returns what the callee and the client each saw.
    */
   async exchange(request: HttpRequest, upstream: (req: NonNullable<ExchangeResult['upstreamRequest']>) => Promise<HttpResponse> | HttpResponse): Promise<ExchangeResult> {
+    return this.run(request, upstream);
+  }
+
+  /**
+   * The local reply of an earlier filter (ext_authz's deny, or its `status_on_error`) as Envoy 1.40
+   * really handles it: Envoy runs it through every encoder filter, so this filter opens a stream at
+   * response headers (no request headers, no Check metadata) and sends the reply's body as configured.
+   * What the client gets is whatever that stream makes of it.
+   */
+  async localReply(reply: HttpResponse): Promise<ExchangeResult> {
+    return this.run(undefined, () => reply);
+  }
+
+  private async run(
+    request: HttpRequest | undefined,
+    upstream: (req: NonNullable<ExchangeResult['upstreamRequest']>) => Promise<HttpResponse> | HttpResponse,
+  ): Promise<ExchangeResult> {
+    this.requestHeaders = request?.headers ?? [];
     const mode = this.opts.mode;
     const observe = this.opts.observability === true;
     const allowEnvoy = this.opts.allowEnvoy === true;
@@ -421,17 +453,24 @@ export class EnvoyPeer {
     };
 
     try {
-      const req = await phase(
-        'request',
-        request.headers,
-        request.body ?? Buffer.alloc(0),
-        request.trailers,
-        mode.requestHeaders ?? 'SEND',
-        mode.requestBody,
-        mode.requestTrailers ?? 'SKIP',
-      );
-      upstreamRequest = req;
-      const res = await upstream(req);
+      let res: HttpResponse;
+      if (request) {
+        const req = await phase(
+          'request',
+          request.headers,
+          request.body ?? Buffer.alloc(0),
+          request.trailers,
+          mode.requestHeaders ?? 'SEND',
+          mode.requestBody,
+          mode.requestTrailers ?? 'SKIP',
+        );
+        upstreamRequest = req;
+        res = await upstream(req);
+      } else {
+        // An earlier filter's local reply: nothing went upstream; the reply alone crosses this filter.
+        res = await upstream({ headers: [], body: Buffer.alloc(0), trailers: undefined });
+        localReason = 'earlier_filter';
+      }
       const out = await phase(
         'response',
         [[':status', String(res.status)], ...res.headers],

@@ -20,6 +20,8 @@ export interface SidecarRequest {
   principal?: string;
   /** The route's `context_extensions.domain`. */
   domain?: string;
+  /** Further `context_extensions` of the route (e.g. `hop: egress`). */
+  extensions?: Record<string, string>;
 }
 
 export interface CheckView {
@@ -54,6 +56,7 @@ export class SidecarPeer {
       headers: req.headers,
       principal: req.principal,
       domain: req.domain,
+      ...(req.extensions ? { extensions: req.extensions } : {}),
     });
     return new Promise((resolve, reject) =>
       (this.authz as unknown as { Check: Function }).Check(checkRequest, { deadline: Date.now() + 10_000 }, (e: Error | null, r: CheckView) => (e ? reject(e) : resolve(r))),
@@ -65,13 +68,25 @@ export class SidecarPeer {
     if (check.status.code !== 0) {
       const d = check.denied_response;
       const c = d?.status.code;
-      return {
-        kind: 'denied',
-        reason: d?.headers.find((h) => h.header.key === 'x-mesh-reason')?.header.value ?? check.status.message,
-        status: typeof c === 'number' ? c : (HTTP_NAMES[String(c)] ?? 403),
-        body: d?.body ?? '',
-        check,
-      };
+      const status = typeof c === 'number' ? c : (HTTP_NAMES[String(c)] ?? 403);
+      // Real Envoy runs ext_authz's local reply through ext_proc's response path as well (a stream
+      // that starts at response headers, without Check metadata): the client gets what comes out.
+      const peer = new EnvoyPeer({ address: this.address, mode: this.mode, allowEnvoy: true });
+      try {
+        const headers: HeaderList = (d?.headers ?? []).map((h) => [h.header.key.toLowerCase(), h.header.value]);
+        const body = Buffer.from(d?.body ?? '');
+        const reply = await peer.localReply({ status, headers: [...headers, ['content-length', String(body.length)]], body });
+        const out = reply.response;
+        return {
+          kind: 'denied',
+          reason: out.headers.find(([k]) => k === 'x-mesh-reason')?.[1] ?? check.status.message,
+          status: out.status,
+          body: out.body.toString('utf8'),
+          check,
+        };
+      } finally {
+        peer.close();
+      }
     }
     const headers = new Map<string, string>([
       [':method', req.method],

@@ -20,7 +20,8 @@ export function parseRevocationText(text: string, file: string): RevocationLists
   const problems: ConfigProblem[] = [];
   const first = doc.errors[0];
   if (first) {
-    const at = first.linePos?.[0] ?? { line: 1, col: 1 };
+    // `linePos` is only filled with prettyErrors; the offset is always there.
+    const at = first.linePos?.[0] ?? (typeof first.pos?.[0] === 'number' ? lines.linePos(first.pos[0]) : { line: 1, col: 1 });
     problems.push({ file, line: at.line, col: at.col, message: `not valid YAML: ${first.message.split('\n')[0]}`, severity: 'error' });
     throw new ConfigError(problems);
   }

@@ -16,7 +16,13 @@ export interface RevocationOptions {
 }
 
 function isRevokedBy(l: RevocationLists, c: VerifiedCredential): boolean {
-  return l.agents.has(c.agentId) || (c.jti !== undefined && l.tokenIds.has(c.jti)) || (c.kid !== undefined && l.keyIds.has(c.kid));
+  // c.kid / c.keyThumbprint name the key that verified the token, whatever its header said (or left out).
+  return (
+    l.agents.has(c.agentId) ||
+    (c.jti !== undefined && l.tokenIds.has(c.jti)) ||
+    (c.kid !== undefined && l.keyIds.has(c.kid)) ||
+    (c.keyThumbprint !== undefined && l.keyIds.has(c.keyThumbprint))
+  );
 }
 
 /**
