@@ -48,8 +48,8 @@ export interface ProbeScore {
   audit: { lines: number; leaked: number; leakedEntities: string[] } | undefined;
 }
 
-const TARGET_RECALL = 0.98;
-const TARGET_FP = 0.02;
+const TARGET_RECALL = 0.99;
+const TARGET_FP = 0.01;
 
 /** Entities the settings can be scored on: enabled ones, and CANARY only if a canary matches the planted format. */
 export function scorableEntities(settings: DlpSettings, set: ProbeSet): Set<DlpEntity> {
