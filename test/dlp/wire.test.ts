@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { brotliCompressSync, brotliDecompressSync, deflateSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib';
 import { EnvoyPeer, header, type HeaderList, type PeerOptions } from '../support/envoy-peer.js';
-import { get, MemoryStore, put, startTestServer, TEST_POLICY, type TestServer } from '../support/extproc-server.js';
+import { boundMetadata, get, MemoryStore, put, startTestServer, TEST_POLICY, type TestServer } from '../support/extproc-server.js';
 
 /**
  * Leak guard 2 over the real gRPC wire: the server as `mesh-pep serve` runs it, driven by the Envoy
@@ -77,7 +77,7 @@ describe('leak guard 2 over real gRPC', () => {
   });
 
   function peer(domain: string, over: Partial<PeerOptions> = {}): EnvoyPeer {
-    return new EnvoyPeer({ address: t.address, mode: BUFFERED, allowEnvoy: true, authzMetadata: { domain, role: 'RETRIEVER', decision_id: `dec-${domain}`, agent_id: 'agent-a' }, ...over });
+    return new EnvoyPeer({ address: t.address, mode: BUFFERED, allowEnvoy: true, authzMetadata: boundMetadata({ domain, role: 'RETRIEVER', decision_id: `dec-${domain}`, agent_id: 'agent-a' }), ...over });
   }
 
   for (const tr of TRANSFORMS) {
