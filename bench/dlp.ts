@@ -2,7 +2,8 @@
  * Leak-guard benchmark: `npm run build && node dist/bench/dlp.js`.
  * Prints scan throughput (MB/s) on realistic agent JSON bodies with the default budget, and recall /
  * false-positive rate on the synthetic probe set over several seeds. Figures are per machine; the
- * issue's targets are ≥ 50 MB/s, recall ≥ 0.98 (CANARY 1.0), false positives ≤ 0.02.
+ * targets (issue 19) are ≥ 80 MB/s on clean JSON, ≥ 30 MB/s with the new layers engaged, recall ≥ 0.99 (CANARY 1.0),
+ * false positives ≤ 0.01.
  */
 import { performance } from 'node:perf_hooks';
 import { compileDlp } from '../src/dlp/index.js';
@@ -46,6 +47,32 @@ function bodyOfSize(r: SeededRandom, target: number): Uint8Array {
   return new TextEncoder().encode(s);
 }
 
+/**
+ * The same agent traffic with every leak-guard-2 layer engaged (no findings): prose with non-ASCII
+ * text (normalization view), HTML character references, hex blobs, MIME-wrapped base64 attachments
+ * and double URL encoding in tool arguments.
+ */
+function layeredBody(r: SeededRandom, target: number): Uint8Array {
+  const parts: unknown[] = [];
+  let size = 0;
+  while (size < target) {
+    const text = `${prose(r, 30)} Grüße aus Köln – “quoted” naïve café ${r.int(1, 999)}\u00a0€`;
+    const item = {
+      role: 'tool',
+      content: JSON.stringify({
+        html: `<p>Order&nbsp;${r.int(1000, 9999)} &amp; ${prose(r, 6)} &#8211; done</p>`,
+        hex: Buffer.from(prose(r, 8)).toString('hex'),
+        attachment: Buffer.from(prose(r, 40)).toString('base64').replace(/(.{76})(?=.)/g, '$1\r\n'),
+        next: `https://api.acme.io/r?q=${encodeURIComponent(encodeURIComponent(prose(r, 6)))}`,
+        text,
+      }),
+    };
+    parts.push(item);
+    size += JSON.stringify(item).length;
+  }
+  return new TextEncoder().encode(JSON.stringify({ model: 'agent-llm', messages: parts }));
+}
+
 function throughput(label: string, body: Uint8Array, withCanary: boolean): void {
   const scanner = compileDlp({ action: 'redact', entities: [], canaries: withCanary ? ['MESHPEP-CANARY-[0-9a-f]{16}'] : [] });
   const minMs = 1500;
@@ -69,8 +96,10 @@ console.log('\nthroughput, action redact, all entities, realistic agent JSON (no
 const r = new SeededRandom(42);
 for (const size of [4 * 1024, 64 * 1024, 1024 * 1024]) throughput('agent chat request', bodyOfSize(r, size), false);
 throughput('agent chat request + 1 canary', bodyOfSize(r, 64 * 1024), true);
+console.log('\nthroughput with the leak-guard-2 layers engaged (Unicode, HTML refs, hex, MIME base64, double URL):');
+for (const size of [64 * 1024, 1024 * 1024]) throughput('layered agent traffic', layeredBody(r, size), false);
 
-console.log('\nrecall and false positives on the probe set (5 seeds × 18 entities × 6 channels):');
+console.log('\nrecall and false positives on the probe set (5 seeds × 25 entities × 7 channels × 10 transforms, round-robin):');
 let pos = 0, caught = 0, neg = 0, fps = 0, canaryPos = 0, canaryCaught = 0;
 for (let seed = 1; seed <= 5; seed++) {
   const set = buildProbeSet({ seed, positives: 4, negatives: 3 });

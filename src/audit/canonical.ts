@@ -79,7 +79,7 @@ function sha256Hex(text: string): string {
  * plus `ts` and `prev_hash`), in canonical key order, with `hash` among them.
  */
 const RECORD_KEYS = [
-  'agent', 'audit_level', 'decision', 'decision_id', 'domain', 'event', 'findings', 'hash', 'payload_bytes',
+  'agent', 'audit_level', 'decision', 'decision_id', 'domain', 'event', 'finding_layers', 'findings', 'hash', 'payload_bytes',
   'payload_sha256', 'prev_hash', 'reason', 'role', 'target', 'tier', 'trace_id', 'ts',
 ].sort();
 const RECORD_KEY_SET: ReadonlySet<string> = new Set(RECORD_KEYS);

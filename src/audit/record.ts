@@ -29,6 +29,8 @@ export interface AuditEvent {
   tool?: string;
   /** Message count of a JSON-RPC batch. */
   rpc_batch?: number;
+  /** Where each finding was, `ENTITY@layer>layer` (e.g. `STRIPE_KEY@json>base64`): names only. */
+  finding_layers?: readonly string[];
 }
 
 export interface AuditRecord extends AuditEvent {

@@ -11,7 +11,7 @@ const STRING_FIELDS = ['event', 'decision_id', 'domain', 'tier', 'decision', 're
 
 // A field added to AuditEvent must be listed here too, or it would be dropped: this fails to compile
 // until it is.
-type Covered = (typeof STRING_FIELDS)[number] | 'payload_bytes' | 'findings' | 'rpc_batch';
+type Covered = (typeof STRING_FIELDS)[number] | 'payload_bytes' | 'findings' | 'rpc_batch' | 'finding_layers';
 const everyFieldCovered: [Exclude<keyof AuditEvent, Covered>] extends [never] ? true : false = true;
 void everyFieldCovered;
 
@@ -19,7 +19,10 @@ void everyFieldCovered;
 const CREDENTIAL_RE = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.|\bbearer\s+\S{8,}/i;
 export const REDACTED = '[redacted]';
 
-const DECLARED: ReadonlySet<string> = new Set<string>([...STRING_FIELDS, 'payload_bytes', 'findings', 'rpc_batch']);
+const DECLARED: ReadonlySet<string> = new Set<string>([...STRING_FIELDS, 'payload_bytes', 'findings', 'rpc_batch', 'finding_layers']);
+
+/** `ENTITY@layer>layer`: an entity name and layer names, nothing a value could hide in. */
+const FINDING_LAYER = /^[A-Z][A-Z0-9_]{0,40}@[a-z0-9>]{1,200}$/;
 
 /**
  * True when `ev` already is what the copy below would produce: only declared members, strings (or
@@ -33,7 +36,7 @@ function alreadyClean(ev: Readonly<Record<string, unknown>>): boolean {
     if (v === undefined || v === null) continue;
     if (k === 'payload_bytes' || k === 'rpc_batch') {
       if (typeof v !== 'number' || !Number.isSafeInteger(v)) return false;
-    } else if (k === 'findings' || typeof v !== 'string' || CREDENTIAL_RE.test(v)) {
+    } else if (k === 'findings' || k === 'finding_layers' || typeof v !== 'string' || CREDENTIAL_RE.test(v)) {
       return false;
     }
   }
@@ -65,6 +68,9 @@ export function sanitizeEvent(ev: AuditEvent): { event: Record<string, unknown>;
       if (typeof n === 'number' && Number.isSafeInteger(n) && !CREDENTIAL_RE.test(entity)) f[entity] = n;
     }
     out.findings = f;
+  }
+  if (Array.isArray(ev.finding_layers)) {
+    out.finding_layers = ev.finding_layers.filter((x): x is string => typeof x === 'string' && FINDING_LAYER.test(x));
   }
   return { event: out, redacted };
 }

@@ -99,3 +99,20 @@ export function ssnValid(digits: string): boolean {
   if (digits === digits[0].repeat(9)) return false;
   return true;
 }
+
+/**
+ * UK NHS number: ten digits, the last a mod-11 check over the first nine weighted 10..2; a remainder
+ * giving check 10 is never issued.
+ */
+export function nhsValid(digits: string): boolean {
+  if (!/^[0-9]{10}$/.test(digits)) return false;
+  let sum = 0;
+  for (let i = 0; i < 9; i++) sum += (digits.charCodeAt(i) - 48) * (10 - i);
+  const check = (11 - (sum % 11)) % 11;
+  return check !== 10 && check === digits.charCodeAt(9) - 48 && !/^(\d)\1{9}$/.test(digits);
+}
+
+/** Canadian SIN: nine digits, Luhn; 0 and 8 are not issued as first digits. */
+export function sinValid(digits: string): boolean {
+  return /^[0-9]{9}$/.test(digits) && digits[0] !== '0' && digits[0] !== '8' && luhnValid(digits);
+}

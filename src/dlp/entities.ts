@@ -21,6 +21,14 @@ export const DLP_ENTITIES = Object.freeze([
   'PRIVATE_KEY',
   'CREDENTIAL_URI',
   'CANARY',
+  // Leak guard 2 (issue 19).
+  'UK_NHS',
+  'CA_SIN',
+  'GOOGLE_API_KEY',
+  'GCP_SERVICE_ACCOUNT',
+  'AZURE_STORAGE_KEY',
+  'NPM_TOKEN',
+  'CRYPTO_PRIVATE_KEY',
 ] as const);
 
 export type DlpEntity = (typeof DLP_ENTITIES)[number];

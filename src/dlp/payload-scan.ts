@@ -10,15 +10,16 @@ import { compileDlp, type DlpOptions, type DlpScanner } from './scanner.js';
 export function toPayloadScan(scanner: DlpScanner): PayloadScan {
   return async (plaintext, ctx): Promise<ScanResult> => {
     const r = scanner.scan(plaintext, ctx.contentType);
+    const layers = r.layers;
     switch (r.action) {
       case 'pass':
-        return { action: 'clean', body: plaintext, findings: r.findings };
+        return { action: 'clean', body: plaintext, findings: r.findings, layers };
       case 'redact':
-        return r.body === undefined ? { action: 'block', body: plaintext, findings: r.findings } : { action: 'redact', body: r.body, findings: r.findings };
+        return r.body === undefined ? { action: 'block', body: plaintext, findings: r.findings, layers } : { action: 'redact', body: r.body, findings: r.findings, layers };
       case 'report':
-        return { action: 'report', body: plaintext, findings: r.findings };
+        return { action: 'report', body: plaintext, findings: r.findings, layers };
       case 'block':
-        return { action: 'block', body: plaintext, findings: r.findings };
+        return { action: 'block', body: plaintext, findings: r.findings, layers };
     }
   };
 }

@@ -1,3 +1,4 @@
+import { decodeBody, parseCodings } from '../protect/content-coding.js';
 import { gunzipSync } from 'node:zlib';
 import type { DlpSettings } from '../config/types.js';
 import { DLP_ENTITIES, type DlpEntity } from './entities.js';
@@ -37,8 +38,9 @@ export interface ProbeScore {
   falsePositiveRate: number;
   byEntity: Record<string, Tally>;
   byChannel: Record<string, Tally>;
+  byTransform: Record<string, Tally>;
   /** Probes that were missed or wrongly flagged: ids, entity, channel and encoding — never the values. */
-  misses: Array<{ id: string; kind: Probe['kind']; entity: string; channel: string; encoding: string }>;
+  misses: Array<{ id: string; kind: Probe['kind']; entity: string; channel: string; encoding: string; transform: string }>;
   /** Entities not scored because the policy does not enable them (or no canary matches the planted format). */
   skipped: string[];
   headerMask: { total: number; masked: number; rate: number; unmasked: string[] } | undefined;
@@ -46,8 +48,8 @@ export interface ProbeScore {
   audit: { lines: number; leaked: number; leakedEntities: string[] } | undefined;
 }
 
-const TARGET_RECALL = 0.98;
-const TARGET_FP = 0.02;
+const TARGET_RECALL = 0.99;
+const TARGET_FP = 0.01;
 
 /** Entities the settings can be scored on: enabled ones, and CANARY only if a canary matches the planted format. */
 export function scorableEntities(settings: DlpSettings, set: ProbeSet): Set<DlpEntity> {
@@ -69,9 +71,12 @@ export function scorableEntities(settings: DlpSettings, set: ProbeSet): Set<DlpE
 export function runOffline(set: ProbeSet, settings: DlpSettings): ProbeOutcome[] {
   const scanner = compileDlp(settings, { budgetMs: 1000 });
   return set.probes.map((probe) => {
-    const r = scanner.scan(probe.body, probe.contentType);
+    // The pipeline undoes the declared content coding before the scanner runs; so does the offline run.
+    const codings = parseCodings(probe.contentEncoding);
+    const plain = codings.length ? decodeBody(probe.body, codings, 64 * 1024 * 1024) : probe.body;
+    const r = scanner.scan(plain, probe.contentType);
     const flagged = r.action === 'block' || (r.findings[probe.entity] ?? 0) > 0;
-    const forwarded = r.action === 'redact' ? r.body : r.action === 'block' ? undefined : probe.body;
+    const forwarded = r.action === 'redact' ? r.body : r.action === 'block' ? undefined : plain;
     const leaked = settings.action === 'report' ? undefined : forwarded === undefined ? false : bodyExposes(forwarded, probe.value);
     return { probe, flagged, anyFinding: Object.keys(r.findings).length > 0 || r.action === 'block', leaked };
   });
@@ -84,29 +89,30 @@ export function scoreProbes(
 ): ProbeScore {
   const byEntity: Record<string, Tally> = {};
   const byChannel: Record<string, Tally> = {};
+  const byTransform: Record<string, Tally> = {};
   const misses: ProbeScore['misses'] = [];
   const total: Tally = { positives: 0, caught: 0, recall: 0, negatives: 0, falsePositives: 0 };
   const tally = (rec: Record<string, Tally>, k: string): Tally => (rec[k] ??= { positives: 0, caught: 0, recall: 0, negatives: 0, falsePositives: 0 });
   for (const o of outcomes) {
     const p = o.probe;
     if (!scorable.has(p.entity)) continue;
-    const cells = [total, tally(byEntity, p.entity), tally(byChannel, p.channel)];
+    const cells = [total, tally(byEntity, p.entity), tally(byChannel, p.channel), tally(byTransform, p.transform)];
     if (p.kind === 'positive') {
       const caught = o.flagged && o.leaked !== true;
       for (const c of cells) {
         c.positives++;
         if (caught) c.caught++;
       }
-      if (!caught) misses.push({ id: p.id, kind: p.kind, entity: p.entity, channel: p.channel, encoding: p.encoding });
+      if (!caught) misses.push({ id: p.id, kind: p.kind, entity: p.entity, channel: p.channel, encoding: p.encoding, transform: p.transform });
     } else {
       for (const c of cells) {
         c.negatives++;
         if (o.anyFinding) c.falsePositives++;
       }
-      if (o.anyFinding) misses.push({ id: p.id, kind: p.kind, entity: p.entity, channel: p.channel, encoding: p.encoding });
+      if (o.anyFinding) misses.push({ id: p.id, kind: p.kind, entity: p.entity, channel: p.channel, encoding: p.encoding, transform: p.transform });
     }
   }
-  for (const c of [total, ...Object.values(byEntity), ...Object.values(byChannel)]) c.recall = c.positives === 0 ? 1 : c.caught / c.positives;
+  for (const c of [total, ...Object.values(byEntity), ...Object.values(byChannel), ...Object.values(byTransform)]) c.recall = c.positives === 0 ? 1 : c.caught / c.positives;
   const skipped = DLP_ENTITIES.filter((e) => !scorable.has(e));
   let headerMask: ProbeScore['headerMask'];
   if (extra.headers) {
@@ -124,6 +130,7 @@ export function scoreProbes(
     falsePositiveRate: total.negatives === 0 ? 0 : total.falsePositives / total.negatives,
     byEntity,
     byChannel,
+    byTransform,
     misses,
     skipped,
     headerMask,
@@ -178,10 +185,15 @@ export function formatScore(score: ProbeScore): string {
   for (const [c, t] of Object.entries(score.byChannel)) {
     lines.push(`${c.padEnd(16)} ${pct(t.recall).padStart(6)}  ${`${t.caught}/${t.positives}`.padStart(6)}  ${t.falsePositives}/${t.negatives}`);
   }
+  lines.push('');
+  lines.push('transform        recall   caught  fp');
+  for (const [c, t] of Object.entries(score.byTransform)) {
+    lines.push(`${c.padEnd(18)} ${pct(t.recall).padStart(6)}  ${`${t.caught}/${t.positives}`.padStart(6)}  ${t.falsePositives}/${t.negatives}`);
+  }
   if (score.misses.length) {
     lines.push('');
     lines.push('misses (no values shown):');
-    for (const m of score.misses.slice(0, 40)) lines.push(`  ${m.id} ${m.kind === 'positive' ? 'missed' : 'false positive'} ${m.entity} in ${m.channel} (${m.encoding})`);
+    for (const m of score.misses.slice(0, 40)) lines.push(`  ${m.id} ${m.kind === 'positive' ? 'missed' : 'false positive'} ${m.entity} in ${m.channel} (${m.encoding}, ${m.transform})`);
     if (score.misses.length > 40) lines.push(`  … and ${score.misses.length - 40} more`);
   }
   lines.push('');
@@ -222,6 +234,19 @@ function derived(text: string): string[] {
     collectStrings(JSON.parse(text), out);
   } catch {
     /* not JSON */
+  }
+  // NDJSON lines and SSE `data:` fields are JSON documents of their own.
+  if (text.includes('\n')) {
+    for (const line of text.split(/\r?\n/)) {
+      const doc = line.startsWith('data:') ? line.slice(5).trim() : line;
+      if (doc.startsWith('{') || doc.startsWith('[')) {
+        try {
+          collectStrings(JSON.parse(doc), out);
+        } catch {
+          /* not JSON */
+        }
+      }
+    }
   }
   try {
     out.push(decodeURIComponent(text.replace(/\+/g, ' ')));

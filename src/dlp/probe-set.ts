@@ -1,4 +1,4 @@
-import { gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { DLP_ENTITIES, type DlpEntity } from './entities.js';
 import { PROBE_CANARY_PATTERN, SeededRandom, lookAlike, plantValue } from './probe-values.js';
 
@@ -9,7 +9,16 @@ import { PROBE_CANARY_PATTERN, SeededRandom, lookAlike, plantValue } from './pro
  * URL and form encoding, backslash escapes, gzip), plus look-alikes that must not be flagged and the
  * topology headers a masking domain must strip.
  */
-export const PROBE_CHANNELS = ['message', 'tool_call', 'tool_result', 'memory_write', 'reasoning', 'log'] as const;
+export const PROBE_CHANNELS = ['message', 'tool_call', 'tool_result', 'memory_write', 'reasoning', 'log', 'event_stream'] as const;
+
+/**
+ * Obfuscations and encodings applied on top of the channel's own shape (leak guard 2): invisible
+ * characters, Unicode separators and compatibility forms inside the value; hex, HTML character
+ * references, MIME-wrapped base64 and double URL encoding around the sentence; deflate and brotli as
+ * the body's content coding. Assigned round-robin, so every entity meets every transform over a seed.
+ */
+export const PROBE_TRANSFORMS = ['none', 'zero-width', 'unicode-separators', 'fullwidth', 'html', 'hex', 'mime-base64', 'double-url', 'deflate', 'br'] as const;
+export type ProbeTransform = (typeof PROBE_TRANSFORMS)[number];
 export type ProbeChannel = (typeof PROBE_CHANNELS)[number];
 
 export interface Probe {
@@ -20,12 +29,14 @@ export interface Probe {
   entity: DlpEntity;
   /** The planted value or look-alike (kept in memory only; the scorer searches the audit file for it). */
   value: string;
-  /** How the value was wrapped, for reading the score (`json`, `json-in-json`, `base64`, `url`, `form`, `gzip`, `escaped`, `text`). */
+  /** How the value was wrapped, for reading the score (`json`, `json-in-json`, `base64`, `url`, `form`, `gzip`, `escaped`, `text`, `sse`). */
   encoding: string;
+  /** The obfuscation applied on top (PROBE_TRANSFORMS). */
+  transform: ProbeTransform;
   method: string;
   path: string;
   contentType: string;
-  /** Set to `gzip` when the body is gzip-compressed. */
+  /** The body's content coding (`gzip`, `deflate`, `br`), when compressed. */
   contentEncoding: string | undefined;
   body: Uint8Array;
 }
@@ -49,6 +60,8 @@ export interface ProbeSetOptions {
   positives?: number;
   /** Look-alikes per entity and channel (default 1). */
   negatives?: number;
+  /** Transforms to cycle through (default: all of PROBE_TRANSFORMS). */
+  transforms?: readonly ProbeTransform[];
 }
 
 /** Entities that are findings only with a context word: the sentence supplies it, as real text would. */
@@ -130,7 +143,41 @@ function shape(channel: ProbeChannel, sentence: string, n: number): Shaped {
       if (variant === 1) return { body: gzipSync(text), contentType: 'text/plain', contentEncoding: 'gzip', path: '/logs/ingest', encoding: 'gzip' };
       return { body: text, contentType: 'text/plain', contentEncoding: undefined, path: '/logs/ingest', encoding: variant === 2 ? 'escaped' : 'text' };
     }
+    case 'event_stream': {
+      // An MCP tool result streamed as SSE (Streamable HTTP), or an NDJSON line stream.
+      const msg = JSON.stringify({ jsonrpc: '2.0', id: n, result: { content: [{ type: 'text', text: sentence }] } });
+      const ping = JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progress: n } });
+      if (variant === 1) return { body: enc.encode(`${ping}\n${msg}\n`), contentType: 'application/x-ndjson', contentEncoding: undefined, path: '/mcp', encoding: 'ndjson' };
+      return { body: enc.encode(`event: message\ndata: ${ping}\n\nid: ${n}\nevent: message\ndata: ${msg}\n\n`), contentType: 'text/event-stream', contentEncoding: undefined, path: '/mcp', encoding: 'sse' };
+    }
   }
+}
+
+function withTransform(t: ProbeTransform, value: string, sentence: string, r: SeededRandom): string {
+  const inValue = (f: (v: string) => string) => sentence.split(value).join(f(value));
+  switch (t) {
+    case 'zero-width':
+      return inValue((v) => [...v].map((c, i) => (i > 0 && i % r.int(2, 5) === 0 ? `${r.pick(['\u200b', '\u200c', '\u200d', '\u2060', '\ufeff', '\u00ad'])}${c}` : c)).join(''));
+    case 'unicode-separators':
+      return inValue((v) => v.replace(/ /g, () => r.pick(['\u00a0', '\u2009', '\u202f', '\u3000'])).replace(/-/g, () => r.pick(['\u2010', '\u2011', '\u2013', '\u2212'])));
+    case 'fullwidth':
+      return inValue((v) => v.replace(/[!-~]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0)));
+    case 'html':
+      return inValue((v) => v.replace(/[@.:0-9]/g, (c) => (r.next() < 0.5 ? `&#${c.charCodeAt(0)};` : `&#x${c.charCodeAt(0).toString(16)};`)));
+    case 'hex':
+      return `hex:${Buffer.from(sentence, 'utf8').toString('hex')}`;
+    case 'mime-base64':
+      return `${Buffer.from(`Forwarded note follows. ${sentence} End of the forwarded note.`, 'utf8').toString('base64').replace(/(.{76})(?=.)/g, '$1\r\n')}`;
+    case 'double-url':
+      return `https://api.acme.io/r?next=${encodeURIComponent(encodeURIComponent(sentence))}`;
+    default:
+      return sentence;
+  }
+}
+
+function compress(s: Shaped, t: ProbeTransform): Shaped {
+  if ((t !== 'deflate' && t !== 'br') || s.contentEncoding) return s;
+  return { ...s, body: t === 'deflate' ? deflateSync(s.body) : brotliCompressSync(s.body), contentEncoding: t };
 }
 
 /** Topology-revealing request headers (contract section 4) with plausible values. */
@@ -164,6 +211,7 @@ export function buildProbeSet(opts: ProbeSetOptions = {}): ProbeSet {
   const seed = opts.seed ?? 20261128;
   const positives = opts.positives ?? 2;
   const negatives = opts.negatives ?? 1;
+  const transforms: readonly ProbeTransform[] = opts.transforms ?? PROBE_TRANSFORMS;
   const r = new SeededRandom(seed);
   const probes: Probe[] = [];
   let n = 0;
@@ -171,12 +219,14 @@ export function buildProbeSet(opts: ProbeSetOptions = {}): ProbeSet {
     for (const channel of PROBE_CHANNELS) {
       for (let k = 0; k < positives; k++) {
         const value = plantValue(entity, r, n);
-        probes.push(probe(`p${n}`, channel, 'positive', entity, value, shape(channel, positiveSentence(entity, value), n)));
+        const t = transforms[n % transforms.length];
+        probes.push(probe(`p${n}`, channel, 'positive', entity, value, t, compress(shape(channel, withTransform(t, value, positiveSentence(entity, value), r), n), t)));
         n++;
       }
       for (let k = 0; k < negatives; k++) {
         const value = lookAlike(entity, r, n);
-        probes.push(probe(`n${n}`, channel, 'negative', entity, value, shape(channel, negativeSentence(entity, value), n)));
+        const t = transforms[n % transforms.length];
+        probes.push(probe(`n${n}`, channel, 'negative', entity, value, t, compress(shape(channel, withTransform(t, value, negativeSentence(entity, value), r), n), t)));
         n++;
       }
     }
@@ -184,6 +234,6 @@ export function buildProbeSet(opts: ProbeSetOptions = {}): ProbeSet {
   return { seed, probes, headers: topologyHeaders(r), canaryPattern: PROBE_CANARY_PATTERN };
 }
 
-function probe(id: string, channel: ProbeChannel, kind: Probe['kind'], entity: DlpEntity, value: string, s: Shaped): Probe {
-  return { id, channel, kind, entity, value, encoding: s.encoding, method: 'POST', path: s.path, contentType: s.contentType, contentEncoding: s.contentEncoding, body: s.body };
+function probe(id: string, channel: ProbeChannel, kind: Probe['kind'], entity: DlpEntity, value: string, transform: ProbeTransform, s: Shaped): Probe {
+  return { id, channel, kind, entity, value, transform, encoding: s.encoding, method: 'POST', path: s.path, contentType: s.contentType, contentEncoding: s.contentEncoding, body: s.body };
 }

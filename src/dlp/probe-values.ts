@@ -1,4 +1,7 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createBase58check } from '@scure/base';
+import { entropyToMnemonic, validateMnemonic } from '@scure/bip39';
+import { wordlist } from '@scure/bip39/wordlists/english.js';
 import type { DlpEntity } from './entities.js';
 
 /**
@@ -125,7 +128,7 @@ function card(r: SeededRandom, variant: number): string {
   const [prefix, len, sizes] = kinds[variant % kinds.length];
   const body = prefix + r.digits(len - prefix.length - 1);
   const digits = body + luhnDigit(body);
-  return [digits, group(digits, sizes, ' '), group(digits, sizes, '-')][Math.floor(variant / kinds.length) % 3];
+  return [digits, group(digits, sizes, ' '), group(digits, sizes, '-'), group(digits, sizes, '.')][Math.floor(variant / kinds.length) % 4];
 }
 
 function iban(r: SeededRandom, variant: number): string {
@@ -202,6 +205,54 @@ function credentialUri(r: SeededRandom, variant: number): string {
   return styles[variant % styles.length];
 }
 
+function bytesOf(r: SeededRandom, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = r.int(0, 255);
+  return out;
+}
+
+const b58check = createBase58check((d: Uint8Array) => new Uint8Array(createHash('sha256').update(d).digest()));
+const HEX = '0123456789abcdef';
+
+function nhsNumber(r: SeededRandom): string {
+  for (;;) {
+    const nine = r.digits(9);
+    let sum = 0;
+    for (let i = 0; i < 9; i++) sum += Number(nine[i]) * (10 - i);
+    const check = (11 - (sum % 11)) % 11;
+    if (check !== 10) return nine + String(check);
+  }
+}
+
+function sinNumber(r: SeededRandom): string {
+  const body = String(r.pick([1, 2, 3, 4, 5, 6, 7, 9])) + r.digits(7);
+  return body + luhnDigit(body);
+}
+
+function cryptoKey(r: SeededRandom, variant: number): string {
+  switch (variant % 4) {
+    case 0:
+      return b58check.encode(Uint8Array.from([0x80, ...bytesOf(r, 32), 0x01]));
+    case 1:
+      return b58check.encode(Uint8Array.from([0x80, ...bytesOf(r, 32)]));
+    case 2:
+      return entropyToMnemonic(bytesOf(r, r.pick([16, 32])), wordlist);
+    default:
+      return `private key: 0x${r.chars(HEX, 64)}`;
+  }
+}
+
+function gcpKeyFile(r: SeededRandom): string {
+  const project = `${r.chars(LOWER, 6)}-${r.digits(6)}`;
+  return JSON.stringify({
+    type: 'service_account',
+    project_id: project,
+    private_key_id: r.chars(HEX, 40),
+    client_email: `svc-${r.chars(LOWER, 5)}@${project}.iam.gserviceaccount.com`,
+    client_id: r.digits(21),
+  });
+}
+
 /** The canary format the probe plants; put this pattern in `dlp.canaries` to have CANARY scored. */
 export const PROBE_CANARY_PATTERN = 'MESHPEP-CANARY-[0-9a-f]{16}';
 
@@ -244,6 +295,24 @@ export function plantValue(entity: DlpEntity, r: SeededRandom, variant: number):
       return credentialUri(r, variant);
     case 'CANARY':
       return `MESHPEP-CANARY-${r.chars('0123456789abcdef', 16)}`;
+    case 'UK_NHS': {
+      const n = nhsNumber(r);
+      return variant % 2 === 0 ? `NHS number ${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}` : `nhs_no ${n}`;
+    }
+    case 'CA_SIN': {
+      const n = sinNumber(r);
+      return variant % 2 === 0 ? `${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}` : `SIN ${n}`;
+    }
+    case 'GOOGLE_API_KEY':
+      return `AIza${mixed(r, ALNUM + '_-', 35)}`;
+    case 'GCP_SERVICE_ACCOUNT':
+      return gcpKeyFile(r);
+    case 'AZURE_STORAGE_KEY':
+      return `DefaultEndpointsProtocol=https;AccountName=${r.chars(LOWER, 8)};AccountKey=${Buffer.from(bytesOf(r, 64)).toString('base64')};EndpointSuffix=core.windows.net`;
+    case 'NPM_TOKEN':
+      return `npm_${mixed(r, ALNUM, 36)}`;
+    case 'CRYPTO_PRIVATE_KEY':
+      return cryptoKey(r, variant);
   }
 }
 
@@ -296,5 +365,32 @@ export function lookAlike(entity: DlpEntity, r: SeededRandom, variant: number): 
       return pick(['postgres://app:${DB_PASSWORD}@db:5432/x', `https://${r.pick(FIRST)}@git.${r.pick(DOMAINS)}/repo.git`, 'redis://:<password>@cache:6379', 'https://docs.acme.io/a:b']);
     case 'CANARY':
       return pick([`MESHPEP-CANARY-${r.chars('ghijklmnopqrstuvwxyz', 16)}`, `MESHPEP-CANARY-${r.chars('0123456789abcdef', 8)}`]);
+    case 'UK_NHS': {
+      const n = nhsNumber(r);
+      const bad = n.slice(0, 9) + String((Number(n[9]) + r.int(1, 9)) % 10);
+      return pick([`NHS number ${bad}`, `order ${n}`, `NHS number ${bad.slice(0, 3)} ${bad.slice(3, 6)} ${bad.slice(6)}`]);
+    }
+    case 'CA_SIN': {
+      const n = sinNumber(r);
+      const bad = n.slice(0, 8) + String((Number(n[8]) + r.int(1, 9)) % 10);
+      return pick([`${bad.slice(0, 3)} ${bad.slice(3, 6)} ${bad.slice(6)}`, `SIN ${bad}`, `ref ${n.slice(0, 3)}.${n.slice(3, 6)}.${n.slice(6)}`]);
+    }
+    case 'GOOGLE_API_KEY':
+      return pick([`AIza${mixed(r, ALNUM, 20)}`, 'AIzaSyXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX', 'AIza<your-api-key>']);
+    case 'GCP_SERVICE_ACCOUNT':
+      return pick([JSON.stringify({ type: 'service_account', private_key_id: 'your-private-key-id' }), `commit ${r.chars(HEX, 40)}`]);
+    case 'AZURE_STORAGE_KEY':
+      return pick([`checksum ${Buffer.from(bytesOf(r, 64)).toString('base64')}`, 'AccountKey=<storage-account-key>', `AccountKey=${Buffer.from(bytesOf(r, 32)).toString('base64')}`]);
+    case 'NPM_TOKEN':
+      return pick([`npm_${mixed(r, ALNUM, 12)}`, 'npm_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX', 'npm_config_registry']);
+    case 'CRYPTO_PRIVATE_KEY': {
+      const wif = b58check.encode(Uint8Array.from([0x80, ...bytesOf(r, 32), 0x01]));
+      const broken = wif.slice(0, -1) + (wif.endsWith('z') ? 'y' : 'z');
+      // Twelve list words whose checksum fails (one in sixteen random picks would pass it).
+      let words = '';
+      do words = Array.from({ length: 12 }, () => r.pick(wordlist)).join(' ');
+      while (validateMnemonic(words, wordlist));
+      return pick([broken, `sha256 ${r.chars(HEX, 64)}`, words, `tx ${r.chars(HEX, 64)}`]);
+    }
   }
 }

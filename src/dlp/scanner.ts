@@ -3,7 +3,9 @@ import { ScanBudget } from './budget.js';
 import type { Detector } from './detector.js';
 import { awsSecretDetector } from './detectors/aws-secret.js';
 import { canaryDetector, compileCanaries } from './detectors/canary.js';
+import { cloudKeysDetector } from './detectors/cloud-keys.js';
 import { credentialUriDetector } from './detectors/credential-uri.js';
+import { cryptoKeyDetector } from './detectors/crypto-key.js';
 import { emailDetector } from './detectors/email.js';
 import { ibanDetector } from './detectors/iban.js';
 import { ipv6Detector } from './detectors/ipv6.js';
@@ -19,6 +21,11 @@ export interface DlpResult {
   action: 'pass' | 'redact' | 'block' | 'report';
   /** Entity name → count. Never values. */
   findings: Readonly<Record<string, number>>;
+  /**
+   * Where each finding was, as `ENTITY@layers` (`STRIPE_KEY@json>base64`, `EMAIL@text`), sorted:
+   * names only, so a verdict can say what caused it without carrying a value.
+   */
+  layers: readonly string[];
   /** The redacted body when action === 'redact' (same encoding as the input: gzip stays gzip), else undefined. */
   body: Uint8Array | undefined;
   /** The time or size budget was hit and part of the body went unscanned. */
@@ -44,6 +51,8 @@ const BUILT_IN: readonly Detector[] = [
   privateKeyDetector,
   secretsDetector,
   awsSecretDetector,
+  cloudKeysDetector,
+  cryptoKeyDetector,
   credentialUriDetector,
   emailDetector,
   ibanDetector,
@@ -99,17 +108,29 @@ export function compileDlp(settings: DlpSettings, opts: DlpOptions = {}): DlpSca
       const budget = new ScanBudget(budgetMs, maxBytes * 4);
       // The canary detector polls this scan's budget between its windows, so it is bound per scan.
       const detectors = canaryOn ? [...builtIns, canaryDetector(canaries, () => budget.over())] : builtIns;
-      const state: ScanState = { detectors, enabled, budget, minLength };
-      const { counts, redacted, truncated } = scanBody(state, body, contentType, maxBytes);
+      const state: ScanState = { detectors, enabled, budget, minLength, trail: [] };
+      const scanned = scanBody(state, body, contentType, maxBytes);
+      const { redacted } = scanned;
+      const counts: Record<string, number> = {};
+      for (const [key, n] of Object.entries(scanned.counts)) {
+        const entity = key.slice(0, key.indexOf('@'));
+        counts[entity] = (counts[entity] ?? 0) + n;
+      }
+      const truncated = scanned.truncated;
+      // A scan cut short by the time or size budget blocks in redact/block domains: the verdict names
+      // that cause too, so no block is left without a reason.
+      const where = Object.keys(scanned.counts).sort();
+      if (truncated) where.push(body.length > maxBytes ? 'SCAN_INCOMPLETE@size' : 'SCAN_INCOMPLETE@budget');
+      const layers = Object.freeze(where);
       const findings = Object.freeze(counts);
       const found = Object.keys(counts).length > 0;
-      if (truncated && action !== 'report') return { action: 'block', findings, body: undefined, truncated };
-      if (!found) return { action: 'pass', findings, body: undefined, truncated };
+      if (truncated && action !== 'report') return { action: 'block', findings, body: undefined, truncated, layers };
+      if (!found) return { action: 'pass', findings, body: undefined, truncated, layers };
       if (action === 'redact') {
         // Findings without a rewritten body cannot happen by construction; if it ever did, fail closed.
-        return redacted === undefined ? { action: 'block', findings, body: undefined, truncated } : { action: 'redact', findings, body: redacted, truncated };
+        return redacted === undefined ? { action: 'block', findings, body: undefined, truncated, layers } : { action: 'redact', findings, body: redacted, truncated, layers };
       }
-      return { action, findings, body: undefined, truncated };
+      return { action, findings, body: undefined, truncated, layers };
     },
   };
 }

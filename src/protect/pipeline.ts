@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { MeshError } from '../errors.js';
+import { decodeBody, encodeBody, parseCodings, UndecodableBody } from './content-coding.js';
 import type { ReasonCode } from '../policy/reasons.js';
 import type { PayloadContext, TierHandler } from './tier-handler.js';
 
@@ -18,6 +19,8 @@ export interface ScanResult {
   body: Uint8Array;
   /** Findings by entity type: counts only, never values. */
   findings: Readonly<Record<string, number>>;
+  /** Where each finding was (`ENTITY@layer>layer`), for the audit and the span; names only. */
+  layers?: readonly string[];
 }
 
 /** The leak-guard step; wired in by the server when the domain has a `dlp` block. */
@@ -35,11 +38,13 @@ export type BodyVerdict =
       body: Uint8Array;
       contentType: string;
       headers: Readonly<Record<string, string>>;
+      /** Headers that no longer describe the new body (`content-encoding` once it is decoded). */
+      removeHeaders?: readonly string[];
       plaintext: PayloadDigest;
       findings: Readonly<Record<string, number>>;
     }
   | { kind: 'pass'; plaintext: PayloadDigest; findings: Readonly<Record<string, number>> }
-  | { kind: 'deny'; reason: ReasonCode; plaintext: PayloadDigest | undefined; findings: Readonly<Record<string, number>> };
+  | { kind: 'deny'; reason: ReasonCode; plaintext: PayloadDigest | undefined; findings: Readonly<Record<string, number>>; layers?: readonly string[] };
 
 export interface BodyInput {
   ctx: PayloadContext;
@@ -111,37 +116,67 @@ async function scanned(body: Uint8Array, input: BodyInput): Promise<ScanResult> 
   return input.scan(body, input.ctx);
 }
 
+/**
+ * A body in a block or redact domain is never passed or protected unscanned: if its content coding
+ * cannot be undone, it is refused. Elsewhere an undecodable response body passes as it is (it cannot
+ * be this domain's protected material either).
+ */
+function scanMustSee(input: BodyInput): boolean {
+  return input.scan !== undefined && input.ctx.domain.dlp !== undefined && input.ctx.domain.dlp.action !== 'report';
+}
+
+const CODING_HEADERS: readonly string[] = ['content-encoding'];
+
 async function requestPath(input: BodyInput): Promise<BodyVerdict> {
-  const { ctx, body, handler } = input;
+  const { ctx, handler } = input;
+  const codings = parseCodings(ctx.contentEncoding);
+  // Every tier replaces a request body with its own (un-encoded) output, so an undecodable request
+  // body is refused in every domain: sealing it would hide what it holds from the leak guard.
+  const body = codings.length ? decodeBody(input.body, codings, ctx.domain.maxBodyBytes) : input.body;
+  const plainCtx = codings.length ? { ...ctx, contentEncoding: undefined } : ctx;
   const plaintext = digest(body);
   assertJsonIsUtf8(body, ctx.contentType);
-  const scan = await scanned(body, input);
-  if (scan.action === 'block') return { kind: 'deny', reason: 'dlp_blocked', plaintext, findings: scan.findings };
+  const scan = await scanned(body, { ...input, ctx: plainCtx });
+  if (scan.action === 'block') return { kind: 'deny', reason: 'dlp_blocked', plaintext, findings: scan.findings, ...(scan.layers ? { layers: scan.layers } : {}) };
+  const removeHeaders = codings.length ? { removeHeaders: CODING_HEADERS } : {};
   // `tier_scope: response` (an MCP server or A2A agent must read its calls): the request crosses in
   // plaintext once the leak guard has passed it; answers are still opened by the tier.
   if (ctx.domain.tierScope === 'response') {
-    if (scan.action !== 'redact') return { kind: 'pass', plaintext, findings: scan.findings };
-    return { kind: 'replace', body: scan.body, contentType: ctx.contentType ?? 'application/octet-stream', headers: {}, plaintext, findings: scan.findings };
+    if (scan.action !== 'redact' && !codings.length) return { kind: 'pass', plaintext, findings: scan.findings };
+    return { kind: 'replace', body: scan.body, contentType: ctx.contentType ?? 'application/octet-stream', headers: {}, ...removeHeaders, plaintext, findings: scan.findings };
   }
-  const out = await handler.protect(scan.body, ctx);
-  return { kind: 'replace', body: out.body, contentType: out.contentType, headers: out.headers, plaintext, findings: scan.findings };
+  const out = await handler.protect(scan.body, plainCtx);
+  return { kind: 'replace', body: out.body, contentType: out.contentType, headers: out.headers, ...removeHeaders, plaintext, findings: scan.findings };
 }
 
 async function responsePath(input: BodyInput): Promise<BodyVerdict> {
-  const { ctx, body, handler } = input;
-  const opened = await handler.unprotect(body, ctx);
+  const { ctx, handler } = input;
+  const codings = parseCodings(ctx.contentEncoding);
+  let body = input.body;
+  if (codings.length) {
+    try {
+      body = decodeBody(body, codings, ctx.domain.maxBodyBytes);
+    } catch (e) {
+      if (!(e instanceof UndecodableBody) || scanMustSee(input)) throw e;
+      return { kind: 'pass', plaintext: digest(input.body), findings: NO_FINDINGS };
+    }
+  }
+  const plainCtx = codings.length ? { ...ctx, contentEncoding: undefined } : ctx;
+  const opened = await handler.unprotect(body, plainCtx);
   const plainBody = opened?.body ?? body;
   const plainType = opened?.contentType ?? ctx.contentType;
   const plaintext = digest(plainBody);
   assertJsonIsUtf8(plainBody, plainType);
-  const scan = await scanned(plainBody, { ...input, ctx: { ...ctx, contentType: plainType } });
-  if (scan.action === 'block') return { kind: 'deny', reason: 'dlp_blocked', plaintext, findings: scan.findings };
+  const scan = await scanned(plainBody, { ...input, ctx: { ...plainCtx, contentType: plainType } });
+  if (scan.action === 'block') return { kind: 'deny', reason: 'dlp_blocked', plaintext, findings: scan.findings, ...(scan.layers ? { layers: scan.layers } : {}) };
   if (!opened && scan.action !== 'redact') return { kind: 'pass', plaintext, findings: scan.findings };
   return {
     kind: 'replace',
-    body: scan.body,
+    // A redacted pass-through body is encoded again as its headers say; an opened one is new plaintext.
+    body: !opened && codings.length ? encodeBody(scan.body, codings) : scan.body,
     contentType: plainType ?? 'application/octet-stream',
     headers: opened?.headers ?? {},
+    ...(opened && codings.length ? { removeHeaders: CODING_HEADERS } : {}),
     plaintext,
     findings: scan.findings,
   };

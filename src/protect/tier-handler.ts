@@ -9,6 +9,11 @@ export interface PayloadContext {
   domain: DomainPolicy;
   /** Content type of the body as it arrived (lower-case, may carry parameters), if any. */
   contentType: string | undefined;
+  /**
+   * `content-encoding` of the body as it arrived (gzip, deflate, br, or a list), if any. The pipeline
+   * decodes it before scanning and protecting; tier handlers always see the decoded body.
+   */
+  contentEncoding?: string | undefined;
   /** Which way the body travels: `request` (caller → callee) or `response` (callee → caller). */
   direction: 'request' | 'response';
 }

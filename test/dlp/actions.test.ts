@@ -10,6 +10,8 @@ test('DLP_ENTITIES is the contract list', () => {
   assert.deepEqual([...DLP_ENTITIES], [
     'EMAIL', 'PHONE', 'US_SSN', 'CREDIT_CARD', 'IBAN', 'ABA_ROUTING', 'IP_ADDRESS', 'AWS_ACCESS_KEY', 'AWS_SECRET_KEY',
     'GITHUB_TOKEN', 'SLACK_TOKEN', 'STRIPE_KEY', 'OPENAI_KEY', 'ANTHROPIC_KEY', 'JWT', 'PRIVATE_KEY', 'CREDENTIAL_URI', 'CANARY',
+    // issue 19
+    'UK_NHS', 'CA_SIN', 'GOOGLE_API_KEY', 'GCP_SERVICE_ACCOUNT', 'AZURE_STORAGE_KEY', 'NPM_TOKEN', 'CRYPTO_PRIVATE_KEY',
   ]);
 });
 
@@ -23,17 +25,17 @@ test('redact: findings counted, body rewritten', () => {
 
 test('block: findings counted, no body (the caller answers 403 dlp_blocked)', () => {
   const r = scanner({ action: 'block' }).scan(BODY, 'application/json');
-  assert.deepEqual(r, { action: 'block', findings: { EMAIL: 1, CREDIT_CARD: 1 }, body: undefined, truncated: false });
+  assert.deepEqual(r, { action: 'block', findings: { EMAIL: 1, CREDIT_CARD: 1 }, body: undefined, truncated: false, layers: ['CREDIT_CARD@json', 'EMAIL@json'] });
 });
 
 test('report: findings counted, body passes unchanged', () => {
   const r = scanner({ action: 'report' }).scan(BODY, 'application/json');
-  assert.deepEqual(r, { action: 'report', findings: { EMAIL: 1, CREDIT_CARD: 1 }, body: undefined, truncated: false });
+  assert.deepEqual(r, { action: 'report', findings: { EMAIL: 1, CREDIT_CARD: 1 }, body: undefined, truncated: false, layers: ['CREDIT_CARD@json', 'EMAIL@json'] });
 });
 
 test('nothing found: pass in every mode', () => {
   for (const action of ['redact', 'block', 'report'] as const) {
-    assert.deepEqual(scanner({ action }).scan(CLEAN, 'application/json'), { action: 'pass', findings: {}, body: undefined, truncated: false });
+    assert.deepEqual(scanner({ action }).scan(CLEAN, 'application/json'), { action: 'pass', findings: {}, body: undefined, truncated: false, layers: [] });
   }
   assert.equal(scanner().scan(new Uint8Array(0), undefined).action, 'pass');
 });
@@ -57,8 +59,9 @@ test('compile errors: unknown entity, invalid or unsafe canary (message never ec
     return true;
   });
   assert.throws(() => compileDlp({ action: 'redact', entities: [], canaries: ['a*'] }), /dlp\.canaries\[0\]: pattern matches the empty string/);
-  assert.throws(() => compileDlp({ action: 'redact', entities: [], canaries: ['/(a+)+b/i'] }), /dlp\.canaries\[0\]: nested quantifiers/);
-  assert.throws(() => compileDlp({ action: 'redact', entities: [], canaries: ['/(\\w)\\1x/i'] }), /dlp\.canaries\[0\]: nested quantifiers and backreferences/);
+  // Backreferences and lookaround cannot run in linear time: refused, never run on a backtracking engine.
+  assert.throws(() => compileDlp({ action: 'redact', entities: [], canaries: ['/(\\w)\\1x/i'] }), /dlp\.canaries\[0\]: invalid regular expression for the linear-time engine/);
+  assert.throws(() => compileDlp({ action: 'redact', entities: [], canaries: ['x(?=y)'] }), /dlp\.canaries\[0\]: invalid regular expression for the linear-time engine/);
   assert.throws(() => compileDlp({ action: 'redact', entities: [], canaries: ['/x/g'] }), /unsupported regular expression flags/);
 });
 
@@ -70,11 +73,29 @@ test('a catastrophic canary the linear engine accepts runs in linear time', () =
   assert.equal(r.truncated, false);
 });
 
+test('issue 17 finding 7: (x|xx)*y with the i flag is accepted and runs in linear time', () => {
+  // On a backtracking engine 36 x's took ~0.5 s and each further x doubled it; 100k would never end.
+  const s = compileDlp({ action: 'block', entities: [], canaries: ['/(x|xx)*y/i'] }, { budgetMs: 600_000 });
+  for (const n of [36, 100_000]) {
+    const r = s.scan(bytes(`${'x'.repeat(n)}!`), 'text/plain');
+    assert.equal(r.action, 'pass');
+    assert.equal(r.truncated, false);
+  }
+  assert.deepEqual(s.scan(bytes('a XXY b'), 'text/plain').findings, { CANARY: 1 });
+});
+
+test('the time budget stops a canary scan in the middle of a long text', () => {
+  const s = compileDlp({ action: 'block', entities: [], canaries: ['/(x|xx)*y/i'] }, { budgetMs: 1 });
+  const r = s.scan(bytes('x'.repeat(4 * 1024 * 1024)), 'text/plain');
+  assert.equal(r.truncated, true);
+  assert.equal(r.action, 'block');
+});
+
 test('dlpSettingsProblems lists every problem compileDlp would throw for, by position', () => {
   assert.deepEqual(dlpSettingsProblems({ action: 'redact', entities: ['EMAIL'], canaries: ['ok-[0-9]{4}'] }), []);
-  const problems = dlpSettingsProblems({ action: 'redact', entities: ['EMAIL', 'NOPE'], canaries: ['ok', 'x(', '(a+)+b?c*/i', '/(b+)+/i'] });
+  const problems = dlpSettingsProblems({ action: 'redact', entities: ['EMAIL', 'NOPE'], canaries: ['ok', 'x(', '(a+)+b?c*/i', '/(b)\\1/i'] });
   assert.equal(problems.length, 3);
   assert.match(problems[0], /^dlp\.entities: unknown entity "NOPE"/);
   assert.match(problems[1], /^dlp\.canaries\[1\]: invalid regular expression/);
-  assert.match(problems[2], /^dlp\.canaries\[3\]: nested quantifiers/);
+  assert.match(problems[2], /^dlp\.canaries\[3\]: invalid regular expression for the linear-time engine/);
 });

@@ -59,7 +59,9 @@ test('body larger than maxBytes: truncated, blocked in redact mode, prefix still
   const redact = compileDlp({ action: 'redact', entities: [], canaries: [] }, { budgetMs: 60_000, maxBytes: 4 * K }).scan(body, 'text/plain');
   assert.deepEqual({ action: redact.action, truncated: redact.truncated, body: redact.body }, { action: 'block', truncated: true, body: undefined });
   const report = compileDlp({ action: 'report', entities: [], canaries: [] }, { budgetMs: 60_000, maxBytes: 4 * K }).scan(body, 'text/plain');
-  assert.deepEqual(report, { action: 'report', findings: { EMAIL: 1 }, body: undefined, truncated: true });
+  assert.deepEqual(report, { action: 'report', findings: { EMAIL: 1 }, body: undefined, truncated: true, layers: ['EMAIL@text', 'SCAN_INCOMPLETE@size'] });
+  // A block without any finding still names its cause.
+  assert.deepEqual(redact.layers, ['EMAIL@text', 'SCAN_INCOMPLETE@size']);
 });
 
 test('gzip bomb: inflation stops at maxBytes and the scan is truncated', () => {

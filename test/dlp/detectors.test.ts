@@ -76,6 +76,44 @@ const CASES: Record<string, { pos: string[]; neg: string[] }> = {
     pos: [pem, `key: ${pem.split('\n').slice(0, 3).join('\n')}`],
     neg: ['-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----', '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmg\n-----END CERTIFICATE-----'],
   },
+  UK_NHS: {
+    pos: ['NHS number 943 476 5919', 'nhs_no 4315970530 on file', 'patient id: 624 268 8190'],
+    neg: ['NHS number 943 476 5918', 'order 9002545479', 'NHS number 5975720703'],
+  },
+  CA_SIN: {
+    pos: ['346 675 119', 'SIN 518164389 on file', 'sin: 657-849-634'],
+    neg: ['677 741 550', 'SIN 944575598', 'ref 180.411.480', 'SIN 046 454 286'],
+  },
+  GOOGLE_API_KEY: {
+    pos: ['key=AIzarG_RbYpIAAUW3lPJRpLwYqXPLzNlhMDAkcK', '"AIzaHguY8jQ5fLdPRSdmwpH1m8rvZOsfHNnGmRM"'],
+    neg: ['AIzazm4WsaEBCLpGQeoIRGqq', 'AIzaSyXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX', 'AIza<your-api-key>'],
+  },
+  GCP_SERVICE_ACCOUNT: {
+    pos: ['{"type":"service_account","project_id":"rehett-218499","private_key_id":"4a0983c244005a7cc7c0d1eadcdc4a0e0676a13f","client_id":"244846852375745084837"}'],
+    neg: ['{"type":"service_account","private_key_id":"your-private-key-id"}', 'commit dbb5ecabdcb04e86cd7c91b4f6f2cea6b9cf780b'],
+  },
+  AZURE_STORAGE_KEY: {
+    pos: ['DefaultEndpointsProtocol=https;AccountName=mmqfkdhr;AccountKey=QHR2B5dLSOHR1GPkicnQZHhU7q2LJ7jR+4Lx7IhLd8rTvQfeSbi8I2DdXeXFbDR6avknE3JULY1iKUMVPvNpnw==;EndpointSuffix=core.windows.net'],
+    neg: ['checksum 4aIs/TWqHfXgu4xiaMxYHKJE8xA/XLzZWRZ+jNsrUP3HWV7G4OtuHY2GoOstWrWEbyQGL2F+zN2ZrNk6BTk8dw==', 'AccountKey=<storage-account-key>', 'AccountKey=cPMIs4Ff1Z2HsL5iXwEv5Pr0FlK2hWYSiP8SRhkEei8='],
+  },
+  NPM_TOKEN: {
+    pos: ['//registry.npmjs.org/:_authToken=npm_5jWeVGbTiKOz0tO1GoVcyKmiynHYAbHuLbKU', 'NPM_TOKEN=npm_sNHRt1qya1k4JVO71H9i1lBKssPE1rZ7Mcmf'],
+    neg: ['npm_58NRSabOQhPQ', 'npm_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX', 'npm_config_registry'],
+  },
+  CRYPTO_PRIVATE_KEY: {
+    pos: [
+      'wif KwqYZqXg4NuamNnAaLHoTHkr6M9wowN3iF52d1PHo8Gitr5eW4jU',
+      '5K2AByaPQ6wfcLMBTbE1mCCqXNFXtFeGRNUmFbnz897yviWPH2Z',
+      'seed: verify theme velvet acoustic raise visit decline brave vivid panic shrug game',
+      'private key: 0x7017647c39d69366aee713fda8bdaaacc97d29377a90b8923ae3ab1ed0fe73ad',
+    ],
+    neg: [
+      'L1oUaF1L3BjofwJ6o74kHLtUS2uLe8kQ37GB9knrmbPRwLBcR7Fz',
+      'sha256 5f07d936f3bec3e6605166d96de9efb39b2f8fcae27bd0c5fb64fed135b42177',
+      'sting sorry alert rain wealth prison ripple fit beyond price tomorrow lawn',
+      'tx e6d4ae1fe31aeca7c7ccc75b37ce464bddb4a8efa46aebb41560ea5a60b0b525',
+    ],
+  },
   CREDENTIAL_URI: {
     pos: ['postgres://svc:Zq8xT2mP9wL4@db.data.svc:5432/orders', 'redis://:Zq8xT2mP9wL4@cache:6379/0', 'mongodb+srv://app:Zq8xT2mP9wL4@cluster0.abc.mongodb.net/prod'],
     neg: ['postgres://app:${DB_PASSWORD}@db:5432/x', 'https://carol@git.acme.io/repo.git', 'redis://:<password>@cache:6379', 'https://docs.acme.io/a:b', 'amqp://user:password@mq/'],

@@ -43,6 +43,8 @@ function plausibleDomain(domain: string): boolean {
   return !FILE_EXTENSIONS.has(tld.toLowerCase());
 }
 
+const INVISIBLE = /[\u00ad\u034f\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]/g;
+
 export const emailDetector: Detector = {
   name: 'email',
   entities: ['EMAIL'],
@@ -62,7 +64,8 @@ export const emailDetector: Detector = {
         const local = text.slice(s, at);
         const domain = text.slice(at + 1, e);
         // `https://carol@git.host/…` is a URL's user name, not a mailbox (credential URIs are their own entity).
-        const urlUser = s >= 3 && text.startsWith('://', s - 3);
+        // Invisible characters between `://` and the user name do not make it a mailbox either.
+        const urlUser = (s >= 3 && text.startsWith('://', s - 3)) || /:\/\/[A-Za-z0-9._%+'-]*$/.test(text.slice(Math.max(0, s - 80), s).replace(INVISIBLE, ''));
         if (!urlUser && local[local.length - 1] !== '.' && !local.includes('..') && plausibleDomain(domain) && !isPlaceholder(text.slice(s, e))) {
           out.push({ start: s, end: e, entity: 'EMAIL' });
           floor = e;

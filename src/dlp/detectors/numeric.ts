@@ -1,4 +1,4 @@
-import { abaValid, cardIssuerPlausible, luhnValid, ssnValid } from '../checksums.js';
+import { abaValid, cardIssuerPlausible, luhnValid, nhsValid, sinValid, ssnValid } from '../checksums.js';
 import type { DlpEntity } from '../entities.js';
 import { hasContext, isWordChar, type DetectContext, type Detector, type Match } from '../detector.js';
 
@@ -11,6 +11,10 @@ import { hasContext, isWordChar, type DetectContext, type Detector, type Match }
 
 const ABA_CONTEXT = /rout|\baba\b|aba[_ -]?(?:no|num)|\brtn\b|transit/i;
 const SSN_CONTEXT = /ssn|social[_ -]?sec|soc[_ -]?sec|taxpayer|\bitin\b/i;
+/** Words before a dotted quad that make it a version or an object identifier, not an address. */
+const VERSION_CONTEXT = /(?:\bv|version|\bver|release|build|firmware|\bsdk|\boid|urn:oid:|\bos)[\s:=#"'/]*$/i;
+const NHS_CONTEXT = /\bnhs|health[_ -]?(?:service|care)?[_ -]?(?:no|num)|patient[_ -]?(?:id|no|num)/i;
+const SIN_CONTEXT = /\bsin\b|social[_ -]?insurance|\bnas\b|assurance[_ -]?sociale/i;
 const PHONE_CONTEXT = /phone|\btel|mobile|\bcell|\bfax\b|\bsms\b|whatsapp|\bcall\b|contact/i;
 
 const MAX_WINDOW_GROUPS = 6;
@@ -121,25 +125,44 @@ function classify(t: Token, i: number, j: number, text: string, ctx: DetectConte
   const seps = t.seps.slice(i, j);
   const start = t.starts[i];
 
-  // IPv4: four dotted octets, no leading zeros; 0.x and 255.x are masks and wildcards, not hosts.
+  // IPv4: four dotted octets, no leading zeros; 0.x and 255.x are masks and wildcards, not hosts. The
+  // four groups must be the whole token (`1.3.6.1.4.1.311` is an OID), and a version or OID named just
+  // before (`version 10.2.0.1`, `oid 2.5.4.3`) is not an address.
   if (n === 4 && !plus && !anyParen && seps.every((s) => s === '.')) {
     const ok = groups.every((g) => g.length <= 3 && (g.length === 1 || g[0] !== '0') && Number(g) <= 255);
-    if (ok && groups[0] !== '0' && groups[0] !== '255') return 'IP_ADDRESS';
-    return undefined;
+    if (!ok) {
+      if (!groups.every((g) => g.length === 4)) return undefined; // 4111.1111.1111.1111 may still be a card
+    } else {
+      const whole = i === 0 && j === t.groups.length - 1;
+      if (whole && groups[0] !== '0' && groups[0] !== '255' && !hasContext(text, start, ctx, VERSION_CONTEXT, 24)) return 'IP_ADDRESS';
+      return undefined;
+    }
   }
 
   if (!plus && !anyParen) {
-    const sep = sameSeps(t.seps, i, j, ' -');
+    const sep = sameSeps(t.seps, i, j, ' -.');
     if (sep !== undefined && len >= 13 && len <= 19) {
-      const shapeOk = n === 1 || (groups[0].length === 4 && groups.every((g) => g.length >= 1 && g.length <= 6));
+      // Grouped as printed (4-4-4-4, 4-6-5) or with one separator lost (`4111⁠1111 1111 1111` after a
+      // zero-width character is removed): groups of 1-8 digits led by at least four.
+      const shapeOk = n === 1 || (groups[0].length >= 4 && groups.every((g) => g.length >= 1 && g.length <= 8) && (sep !== '.' || groups.every((g) => g.length === 4) || (n === 3 && groups[1].length === 6 && groups[2].length === 5)));
       if (shapeOk && luhnValid(digits) && cardIssuerPlausible(digits)) return 'CREDIT_CARD';
     }
     if (n === 3 && sep !== undefined && sep !== '' && groups[0].length === 3 && groups[1].length === 2 && groups[2].length === 4) {
       return ssnValid(digits) ? 'US_SSN' : undefined;
     }
+    // UK NHS number (3-3-4 or ten digits), named by its context: printed, it is also a NANP phone shape.
+    if (len === 10 && (n === 1 || (n === 3 && sep !== undefined && sep !== '' && groups[0].length === 3 && groups[1].length === 3))) {
+      // Named as an NHS number, a wrong check digit is a typo or a test value, not a phone number.
+      if (hasContext(text, start, ctx, NHS_CONTEXT)) return nhsValid(digits) ? 'UK_NHS' : undefined;
+    }
+    // Canadian SIN, printed 3-3-3 (Luhn), or nine digits next to its name.
+    if (n === 3 && sep !== undefined && sep !== '' && sep !== '.' && len === 9 && groups.every((g) => g.length === 3)) {
+      return sinValid(digits) ? 'CA_SIN' : undefined;
+    }
     if (n === 1 && len === 9) {
       if (abaValid(digits) && hasContext(text, start, ctx, ABA_CONTEXT)) return 'ABA_ROUTING';
       if (ssnValid(digits) && hasContext(text, start, ctx, SSN_CONTEXT)) return 'US_SSN';
+      if (sinValid(digits) && hasContext(text, start, ctx, SIN_CONTEXT)) return 'CA_SIN';
       return undefined;
     }
   }
@@ -191,7 +214,7 @@ const DIGIT = /[0-9]/g;
 
 export const numericDetector: Detector = {
   name: 'numeric',
-  entities: ['CREDIT_CARD', 'US_SSN', 'ABA_ROUTING', 'PHONE', 'IP_ADDRESS'],
+  entities: ['CREDIT_CARD', 'US_SSN', 'ABA_ROUTING', 'PHONE', 'IP_ADDRESS', 'UK_NHS', 'CA_SIN'],
   find(text: string, ctx: DetectContext, enabled: ReadonlySet<DlpEntity>, out: Match[]): void {
     const n = text.length;
     let i = 0;

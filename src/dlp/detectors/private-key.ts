@@ -1,5 +1,6 @@
 import type { DlpEntity } from '../entities.js';
 import type { DetectContext, Detector, Match } from '../detector.js';
+import { isSecretPlaceholder } from '../placeholder.js';
 
 /**
  * PEM private key blocks (`-----BEGIN [RSA|EC|OPENSSH|ENCRYPTED|…] PRIVATE KEY-----` … `-----END …`).
@@ -13,6 +14,20 @@ const MAX_BLOCK = 64 * 1024;
 function isBodyChar(c: number): boolean {
   return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 61 ||
     c === 10 || c === 13 || c === 32 || c === 9 || c === 58 || c === 44 || c === 45; // base64, whitespace, "Proc-Type:" headers
+}
+
+/**
+ * Documentation shows PEM blocks with a stand-in body (`...`, `<your key here>`, `MIIE…`, `XXXX`): the
+ * smallest real private key (Ed25519, PKCS#8) has 64 base64 characters of key material, so a body with
+ * fewer, or one that is a placeholder, is not a key. An unterminated header with no body is still one
+ * (the key may follow in the next chunk or field).
+ */
+function placeholderBody(region: string): boolean {
+  const end = region.indexOf('-----END ');
+  const body = end === -1 ? region : region.slice(0, end);
+  if (end === -1 && body.trim() === '') return false;
+  const b64 = body.replace(/^[A-Za-z-]+:.*$/gm, '').replace(/[^A-Za-z0-9+/=]/g, '');
+  return b64.length < 64 || isSecretPlaceholder(body.replace(/\s+/g, '')) || /\.\.\.|…|<[^>]*>/.test(body);
 }
 
 export const privateKeyDetector: Detector = {
@@ -38,7 +53,7 @@ export const privateKeyDetector: Detector = {
         while (e < limit && isBodyChar(text.charCodeAt(e)) && !text.startsWith('-----', e)) e++;
         while (e > bodyStart && /\s/.test(text[e - 1])) e--;
       }
-      out.push({ start: s, end: e, entity: 'PRIVATE_KEY' });
+      if (!placeholderBody(text.slice(bodyStart, e))) out.push({ start: s, end: e, entity: 'PRIVATE_KEY' });
       BEGIN.lastIndex = Math.max(e, s + 1);
     }
   },

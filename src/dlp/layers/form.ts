@@ -1,6 +1,6 @@
 import type { Edit } from '../edits.js';
 import { scanText } from './text.js';
-import type { ScanState } from './state.js';
+import { within, type ScanState } from './state.js';
 import { decodePercent, encodePercent } from './views.js';
 
 /**
@@ -20,7 +20,7 @@ export function scanForm(state: ScanState, text: string, depth: number): Edit[] 
       const key = decodePercent(text.slice(at, eq), true).decoded;
       const valueStart = eq + 1;
       const view = decodePercent(text.slice(valueStart, amp), true);
-      for (const e of scanText(state, view.decoded, { key }, depth + 1)) {
+      for (const e of within(state, 'form', () => scanText(state, view.decoded, { key }, depth + 1))) {
         edits.push({ start: valueStart + view.map[e.start], end: valueStart + view.map[e.end], text: encodePercent(e.text, true), counts: e.counts });
       }
     }

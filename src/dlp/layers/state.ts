@@ -9,6 +9,21 @@ export interface ScanState {
   readonly budget: ScanBudget;
   /** Shortest text that can hold a finding (6 for built-ins: `a@b.co`; 1 when canaries are configured). */
   readonly minLength: number;
+  /**
+   * The layers the current text sits in (`json`, `base64`, …), outermost first. Findings are counted
+   * as `ENTITY@layer>layer` so a verdict can name where each one was (the scanner splits the key).
+   */
+  readonly trail: string[];
+}
+
+/** Runs `fn` one layer down, with `layer` on the trail. */
+export function within<T>(state: ScanState, layer: string, fn: () => T): T {
+  state.trail.push(layer);
+  try {
+    return fn();
+  } finally {
+    state.trail.pop();
+  }
 }
 
 /**

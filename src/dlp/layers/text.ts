@@ -1,17 +1,33 @@
 import type { DetectContext, Match } from '../detector.js';
 import { mergeEdits, redactionMarker, totalCounts, applyEdits, resolveMatches, type Edit } from '../edits.js';
 import { scanBase64Runs } from './base64.js';
+import { hasHexRun, scanHexRuns } from './hex.js';
 import { scanJsonText } from './json.js';
-import { MAX_DEPTH, type ScanState } from './state.js';
-import { decodeBackslash, decodePercent, encodeBackslash, encodePercent, hasBackslashEscapes, hasPercentEscapes, type DecodedView } from './views.js';
+import { MAX_DEPTH, within, type ScanState } from './state.js';
+import {
+  decodeBackslash,
+  decodeHtmlRefs,
+  decodePercent,
+  encodeBackslash,
+  encodePercent,
+  hasBackslashEscapes,
+  hasHtmlRefs,
+  hasPercentEscapes,
+  needsNormalizing,
+  normalizeView,
+  type DecodedView,
+} from './views.js';
 
 /**
  * The string layer: every JSON string value, form value and text body goes through here. It looks for
  * the encodings agents wrap data in and follows each one down (bounded by MAX_DEPTH):
  *   1. a string that is itself JSON (tool-call `arguments`) → the JSON layer, re-serialised in place;
- *   2. decoded views (percent encoding, backslash escapes) → findings mapped back to raw offsets;
+ *   2. decoded views (percent encoding, backslash escapes, HTML character references) → findings
+ *      mapped back to raw offsets (double encoding is one more level down);
  *   3. the detectors over the raw text;
- *   4. base64 runs that decode to text → re-encoded after redaction.
+ *   4. the normalization view (format characters removed, Unicode spaces, dashes and compatibility
+ *      forms folded) when the text has non-ASCII characters, mapped back to the raw span;
+ *   5. hex and base64 runs that decode to text → re-encoded after redaction.
  * Returns edits in this text's coordinates; earlier steps win where findings overlap.
  */
 export function scanText(state: ScanState, text: string, ctx: DetectContext, depth: number): Edit[] {
@@ -24,12 +40,20 @@ export function scanText(state: ScanState, text: string, ctx: DetectContext, dep
   // Decoded views first: a raw match next to an escape (`\u0062ob@x.com`) would cut the escape in half.
   let edits: Edit[] = [];
   if (hasPercentEscapes(text)) {
-    edits = viaView(state, decodePercent(text, false), ctx, depth, (t) => encodePercent(t, false));
+    edits = viaView(state, 'url', decodePercent(text, false), ctx, depth, (t) => encodePercent(t, false));
   }
   if (hasBackslashEscapes(text)) {
-    edits = mergeEdits(edits, viaView(state, decodeBackslash(text), ctx, depth, encodeBackslash));
+    edits = mergeEdits(edits, viaView(state, 'escape', decodeBackslash(text), ctx, depth, encodeBackslash));
+  }
+  if (hasHtmlRefs(text)) {
+    edits = mergeEdits(edits, viaView(state, 'html', decodeHtmlRefs(text), ctx, depth, same));
   }
   edits = mergeEdits(edits, detect(state, text, ctx));
+  if (needsNormalizing(text)) {
+    const view = normalizeView(text);
+    if (view.decoded !== text) edits = mergeEdits(edits, viaView(state, 'unicode', view, ctx, depth, same));
+  }
+  if (hasHexRun(text)) edits = mergeEdits(edits, scanHexRuns(state, text, ctx, depth, edits));
   return mergeEdits(edits, scanBase64Runs(state, text, ctx, depth, edits));
 }
 
@@ -41,14 +65,18 @@ export function detect(state: ScanState, text: string, ctx: DetectContext): Edit
     d.find(text, ctx, state.enabled, matches);
   }
   if (matches.length === 0) return [];
+  const where = state.trail.length === 0 ? 'text' : state.trail.join('>');
   return resolveMatches(matches)
     .filter((m) => state.enabled.has(m.entity))
-    .map((m) => ({ start: m.start, end: m.end, text: redactionMarker(m.entity), counts: { [m.entity]: 1 } }));
+    .map((m) => ({ start: m.start, end: m.end, text: redactionMarker(m.entity), counts: { [`${m.entity}@${where}`]: 1 } }));
 }
 
-function viaView(state: ScanState, view: DecodedView, ctx: DetectContext, depth: number, encode: (t: string) => string): Edit[] {
+/** Markers are plain ASCII: a view whose raw form is plain text takes them as they are. */
+const same = (t: string): string => t;
+
+function viaView(state: ScanState, layer: string, view: DecodedView, ctx: DetectContext, depth: number, encode: (t: string) => string): Edit[] {
   if (!state.budget.spendDecoded(view.decoded.length)) return [];
-  const inner = scanText(state, view.decoded, ctx, depth + 1);
+  const inner = within(state, layer, () => scanText(state, view.decoded, ctx, depth + 1));
   return inner.map((e) => ({ start: view.map[e.start], end: view.map[e.end], text: encode(e.text), counts: e.counts }));
 }
 
@@ -69,11 +97,11 @@ function scanEmbeddedJson(state: ScanState, text: string, ctx: DetectContext, de
       return undefined;
     }
     if (typeof parsed !== 'string') return undefined;
-    const inner = scanText(state, parsed, ctx, depth + 1);
+    const inner = within(state, 'json', () => scanText(state, parsed, ctx, depth + 1));
     if (inner.length === 0) return [];
     return [{ start: 0, end: text.length, text: JSON.stringify(applyEdits(parsed, inner)), counts: totalCounts(inner) }];
   }
-  return scanJsonText(state, text, depth + 1, ctx.key);
+  return within(state, 'json', () => scanJsonText(state, text, depth + 1, ctx.key));
 }
 
 function firstNonSpace(text: string): number {

@@ -51,6 +51,7 @@ function runStream(call: grpc.ServerDuplexStream<DecodedOrNot, object>, deps: St
         'mesh.decision': n.outcome,
         'mesh.reason': n.reason,
         ...(n.rpc?.summary ? rpcSpanAttributes(n.rpc.summary, n.rpc.protocol) : {}),
+        ...(n.dlpFindings ? { 'mesh.dlp.findings': n.dlpFindings.join(',') } : {}),
       });
     }
     span?.end();

@@ -1,3 +1,5 @@
+import type { RecordSplitter } from '../../dlp/stream-records.js';
+import type { PayloadScan } from '../../protect/pipeline.js';
 import type { TierModule } from '../../protect/registry.js';
 import type { BodyBuffer, BodyTally } from './body-buffer.js';
 import type { Flow } from './flow.js';
@@ -13,6 +15,11 @@ export type BodyStage =
   | { stage: 'expected' }
   /** Chunks arrived without `end_of_stream`; each was answered with `clear_body` and is kept here. */
   | { stage: 'receiving'; buffer: BodyBuffer; chunks: number }
+  /**
+   * A streamed `text/event-stream` or NDJSON response in a leak-guard domain: each chunk's complete
+   * records are scanned and released at once, the incomplete tail is carried to the next chunk.
+   */
+  | { stage: 'streaming'; records: RecordSplitter; tally: BodyTally; findings: Record<string, number>; scan: PayloadScan; redacted: boolean }
   /** Observability mode: chunks are only hashed and counted. */
   | { stage: 'observing'; tally: BodyTally }
   /** The whole body has been answered. */
@@ -33,8 +40,8 @@ export interface Established {
  */
 export type StreamState =
   | { at: 'start' }
-  | (Established & { at: 'request'; contentType: string | undefined; body: BodyStage })
-  | (Established & { at: 'response'; contentType: string | undefined; body: BodyStage })
+  | (Established & { at: 'request'; contentType: string | undefined; contentEncoding: string | undefined; body: BodyStage })
+  | (Established & { at: 'response'; contentType: string | undefined; contentEncoding: string | undefined; body: BodyStage })
   /**
    * The stream began at response headers with no decision from Check and an error status: the local
    * reply of an earlier filter (ext_authz's deny or its `status_on_error`; also Check's 200 JSON-RPC

@@ -8,11 +8,13 @@ import { protectedRequestRepresentation } from '../../protect/representation.js'
 import { CHECK_TO_EXTPROC_HEADERS } from '../../policy/binding.js';
 import type { ServerContext } from '../../server/context.js';
 import { rpcRequestStep, rpcResponseStep, type RpcExchange } from './rpc-step.js';
+import { recordKind, RecordOverflow, RecordSplitter } from '../../dlp/stream-records.js';
 import { BodyBuffer, BodyTally } from './body-buffer.js';
 import { resolveFlow, type Flow } from './flow.js';
 import {
   NO_HEADER_CHANGES,
   ProtocolViolation,
+  type BodyChange,
   type BodyPhase,
   type HeaderChanges,
   type HeadersPhase,
@@ -41,6 +43,8 @@ export interface PhaseNote {
   requestHeaders: ReadonlyMap<string, string> | undefined;
   /** JSON-RPC method(s) and tool(s) of an MCP/A2A body (span attributes). */
   rpc?: { summary: RpcExchange['summary']; protocol: 'mcp' | 'a2a' };
+  /** What a leak-guard refusal was about, `ENTITY@layers` (span attribute `mesh.dlp.findings`). */
+  dlpFindings?: readonly string[];
 }
 
 type Outcome = 'transform' | 'pass' | 'deny' | 'observe';
@@ -155,7 +159,7 @@ export class ExtProcStream {
     }
     const est: Established = { flow, module, observe: msg.observability };
     if (m.phase === 'request_headers') {
-      this.state = { ...est, at: 'request', contentType: m.headers.get('content-type'), body: m.endOfStream ? { stage: 'absent' } : { stage: 'expected' } };
+      this.state = { ...est, at: 'request', contentType: m.headers.get('content-type'), contentEncoding: m.headers.get('content-encoding'), body: m.endOfStream ? { stage: 'absent' } : { stage: 'expected' } };
       // Check's helper headers (the binding MAC) end here: real Envoy forwards every request header to the callee.
       const remove = CHECK_TO_EXTPROC_HEADERS.filter((h) => m.headers.has(h));
       if (m.endOfStream) return this.answer(est, { type: 'headers', phase: m.phase, headers: remove.length ? { set: [], remove } : NO_HEADER_CHANGES });
@@ -164,7 +168,9 @@ export class ExtProcStream {
       // drop the plaintext's length (the body answer sets both again, exactly, where Envoy honours it).
       const rep = protectedRequestRepresentation(flow.domain);
       const set: Array<readonly [string, string]> = [['content-type', rep.contentType], ...Object.entries(rep.headers)];
-      return this.answer(est, { type: 'headers', phase: m.phase, headers: { set, remove: [...remove, 'content-length'] } });
+      // The protected body is never content-coded: a declared coding is undone before scanning (pipeline.ts).
+      const coding = m.headers.has('content-encoding') ? ['content-encoding'] : [];
+      return this.answer(est, { type: 'headers', phase: m.phase, headers: { set, remove: [...remove, 'content-length', ...coding] } });
     }
     return this.enterResponse(est, m);
   }
@@ -193,6 +199,7 @@ export class ExtProcStream {
       observe: est.observe,
       at: 'response',
       contentType: m.headers.get('content-type'),
+      contentEncoding: m.headers.get('content-encoding'),
       body: m.endOfStream ? { stage: 'absent' } : { stage: 'expected' },
     };
     return this.answer(est, { type: 'headers', phase: 'response_headers' satisfies HeadersPhase, headers: { set: [], remove } });
@@ -206,6 +213,12 @@ export class ExtProcStream {
       throw new ProtocolViolation(`${m.phase} arrived after the ${direction(m.phase)} ended`);
     }
     if (s.observe) return this.observeBody(s, stage, m);
+
+    if (stage.stage === 'streaming') return this.streamRecords(s, stage, m);
+    if (stage.stage === 'expected' && !m.endOfStream) {
+      const streaming = this.recordStream(s);
+      if (streaming) return this.streamRecords(s, streaming, m);
+    }
 
     let receiving: Extract<BodyStage, { stage: 'receiving' }>;
     if (stage.stage === 'receiving') receiving = stage;
@@ -232,6 +245,67 @@ export class ExtProcStream {
     }
   }
 
+  /**
+   * A response streamed as records (SSE events, NDJSON lines) in a leak-guard domain, without a content
+   * coding: scanned record by record, so an agent's event stream is not held until it ends. Anything
+   * else (request bodies, which every tier seals whole; protected responses) is buffered.
+   */
+  private recordStream(s: Active): Extract<BodyStage, { stage: 'streaming' }> | undefined {
+    if (s.at !== 'response' || s.contentEncoding) return undefined;
+    const kind = recordKind(s.contentType);
+    const scan = kind ? this.deps.scanFor?.(s.flow.domain) : undefined;
+    if (!kind || !scan) return undefined;
+    return { stage: 'streaming', records: new RecordSplitter(kind, Math.min(s.flow.domain.maxBodyBytes, 1024 * 1024)), tally: new BodyTally(), findings: {}, scan, redacted: false };
+  }
+
+  private async streamRecords(s: Active, stage: Extract<BodyStage, { stage: 'streaming' }>, m: Extract<Inbound, { type: 'body' }>): Promise<Outbound | undefined> {
+    const { flow } = s;
+    s.body = stage;
+    stage.tally.add(m.body);
+    let ready: Buffer;
+    try {
+      ready = stage.records.push(m.body);
+    } catch (e) {
+      if (e instanceof RecordOverflow) return this.refuse(flow, m.phase, 'payload_too_large', false, undefined, stage.findings);
+      throw e;
+    }
+    if (m.endOfStream) ready = ready.length ? Buffer.concat([ready, stage.records.end()]) : stage.records.end();
+    let out: Uint8Array = ready;
+    if (ready.length) {
+      const ctx = { policy: flow.policy, domain: flow.domain, contentType: s.contentType, direction: 'response' as const };
+      let r;
+      try {
+        r = await stage.scan(ready, ctx);
+      } catch (e) {
+        this.deps.ctx.log.error({ err: { message: (e as Error).message }, domain: flow.domain.name, decision_id: flow.decisionId, phase: m.phase }, 'stream scan failed');
+        return this.refuse(flow, m.phase, 'internal_error', false, undefined);
+      }
+      for (const [entity, n] of Object.entries(r.findings)) {
+        stage.findings[entity] = (stage.findings[entity] ?? 0) + n;
+        this.deps.ctx.metrics.dlpFindings.inc({ domain: flow.domain.name, entity, action: flow.domain.dlp?.action ?? 'report' }, n);
+      }
+      if (r.action === 'block') {
+        this.deps.ctx.log.warn({ domain: flow.domain.name, decision_id: flow.decisionId, phase: m.phase, reason: 'dlp_blocked' }, 'stream refused');
+        return this.refuse(flow, m.phase, 'dlp_blocked', false, undefined, stage.findings, r.layers);
+      }
+      if (r.action === 'redact') {
+        out = r.body;
+        stage.redacted = true;
+      }
+    }
+    if (m.endOfStream) {
+      s.body = { stage: 'complete' };
+      const outcome: Outcome = stage.redacted ? 'transform' : 'pass';
+      const audited = await this.audit(flow, m.phase, outcome, 'ok', stage.tally.digest(), stage.findings);
+      if (!audited) return this.refuse(flow, m.phase, 'audit_unavailable', false, undefined);
+      this.count(flow, m.phase, outcome);
+    }
+    // Each chunk's answer carries exactly the records released now: the held tail is cleared from
+    // Envoy's copy and sent with the chunk that completes it.
+    const body: BodyChange = out.length === 0 ? { kind: 'clear' } : { kind: 'replace', body: out };
+    return { type: 'body', phase: m.phase, body, headers: NO_HEADER_CHANGES };
+  }
+
   private async transform(s: Active, phase: BodyPhase, body: Buffer, earlierChunksCleared: boolean): Promise<Outbound | undefined> {
     const { ctx, scanFor } = this.deps;
     const { flow, module } = s;
@@ -240,7 +314,7 @@ export class ExtProcStream {
       const step = rpcRequestStep(flow, body, ctx.metrics);
       if (step.kind === 'refuse') {
         this.rpc = step.exchange;
-        return this.refuse(flow, phase, step.reason, false, undefined, undefined, step.rpc);
+        return this.refuse(flow, phase, step.reason, false, undefined, undefined, undefined, step.rpc);
       }
       this.rpc = step.exchange;
     }
@@ -248,7 +322,7 @@ export class ExtProcStream {
     try {
       const scan = scanFor?.(flow.domain);
       verdict = await processBody({
-        ctx: { policy: flow.policy, domain: flow.domain, contentType: s.contentType, direction: direction(phase) },
+        ctx: { policy: flow.policy, domain: flow.domain, contentType: s.contentType, contentEncoding: s.contentEncoding, direction: direction(phase) },
         body,
         handler: module.handler,
         ...(scan ? { scan } : {}),
@@ -262,7 +336,7 @@ export class ExtProcStream {
     }
     if (verdict.kind === 'deny') {
       ctx.log.warn({ domain: flow.domain.name, decision_id: flow.decisionId, phase, reason: verdict.reason }, 'body refused');
-      return this.refuse(flow, phase, verdict.reason, false, verdict.plaintext, verdict.findings);
+      return this.refuse(flow, phase, verdict.reason, false, verdict.plaintext, verdict.findings, verdict.layers);
     }
     if (flow.domain.protocol && direction(phase) === 'response') {
       const plain = verdict.kind === 'replace' ? verdict.body : body;
@@ -291,7 +365,7 @@ export class ExtProcStream {
         ['content-length', String(verdict.body.length)],
         ...Object.entries(verdict.headers),
       ];
-      return { type: 'body', phase, body: { kind: 'replace', body: verdict.body }, headers: { set, remove: [] } };
+      return { type: 'body', phase, body: { kind: 'replace', body: verdict.body }, headers: { set, remove: [...(verdict.removeHeaders ?? [])] } };
     }
     // A request body left as it is (an empty one) loses the protected label the headers answer gave it.
     const unlabel: HeaderChanges =
@@ -321,8 +395,8 @@ export class ExtProcStream {
   // --- trailers --------------------------------------------------------------------------------
 
   private async trailers(s: Active, phase: TrailersPhase): Promise<Outbound | undefined> {
-    if (s.body.stage === 'receiving') {
-      // Trailers ended a body whose chunks were all cleared; a trailers answer cannot carry the
+    if (s.body.stage === 'receiving' || s.body.stage === 'streaming') {
+      // Trailers ended a body whose chunks (or whose last record) were cleared; a trailers answer cannot carry the
       // protected body, so refuse rather than deliver an empty or plaintext one.
       this.deps.ctx.log.warn({ domain: s.flow.domain.name, decision_id: s.flow.decisionId, phase }, 'body ended by trailers cannot be replaced');
       return this.refuse(s.flow, phase, 'payload_rejected', false, undefined);
@@ -344,12 +418,14 @@ export class ExtProcStream {
     observe: boolean,
     plaintext: PayloadDigest | undefined,
     findings?: Readonly<Record<string, number>>,
+    layers?: readonly string[],
     rpc?: string,
   ): Promise<Outbound | undefined> {
     this.releaseBody();
     this.state = { at: 'finished' };
-    await this.audit(flow, phase, 'deny', reason, plaintext, findings);
+    await this.audit(flow, phase, 'deny', reason, plaintext, findings, layers);
     this.count(flow, phase, 'deny', reason);
+    if (layers?.length && this.note) this.note.dlpFindings = layers;
     if (observe) return undefined;
     return rpc !== undefined ? { type: 'immediate', reason, rpc } : { type: 'immediate', reason };
   }
@@ -375,6 +451,7 @@ export class ExtProcStream {
     reason: ReasonCode | 'ok',
     plaintext: PayloadDigest | undefined,
     findings: Readonly<Record<string, number>> | undefined,
+    layers?: readonly string[],
   ): Promise<boolean> {
     const { ctx } = this.deps;
     const decision = outcome === 'observe' ? 'pass' : outcome;
@@ -396,6 +473,7 @@ export class ExtProcStream {
       ...(plaintext ? { payload_sha256: plaintext.sha256, payload_bytes: plaintext.bytes } : {}),
       ...(findings && Object.keys(findings).length ? { findings } : {}),
       ...(this.rpc?.summary ?? {}),
+      ...(layers?.length ? { finding_layers: layers } : {}),
     };
     try {
       await ctx.audit.record(event, { durable: choice.durable });
