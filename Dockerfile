@@ -4,10 +4,18 @@
 #   docker run --rm -p 9001:9001 -p 9090:9090 mesh-pep:local          # bundled policy, dev keys
 #   docker run --rm mesh-pep:local validate --config /app/config/security_mesh.yaml
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 22 (LTS, maintained to 2027-04-30; Node 20 reached its end of life in 2026-04), pinned by digest so a
+# rebuild gets the same bytes. The digest is the multi-arch index of node:22-bookworm-slim at Node v22.23.1,
+# as pinned (and checked with `node --version`) by a public Dockerfile found with a code search: no image
+# could be pulled where this was written. The version check below fails the build if the digest and the
+# version ever disagree. Refresh both together (e.g. `docker buildx imagetools inspect node:22-bookworm-slim`).
+ARG NODE_VERSION=v22.23.1
+ARG NODE_IMAGE=node:22-bookworm-slim@sha256:53ada149d435c38b14476cb57e4a7da73c15595aba79bd6971b547ceb6d018bf
 
 # ---- build: full install (TypeScript) and compile ---------------------------------------------------
 FROM ${NODE_IMAGE} AS build
+ARG NODE_VERSION
+RUN test "$(node --version)" = "${NODE_VERSION}"
 WORKDIR /src
 COPY package.json package-lock.json ./
 # Scripts are skipped here because `prepare` runs tsc before the sources are copied.
@@ -19,6 +27,18 @@ RUN npx tsc -p tsconfig.json
 
 # ---- runtime: production dependencies, compiled code, protos and the bundled policy -----------------
 FROM ${NODE_IMAGE} AS runtime
+ARG NODE_VERSION
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+# OCI image annotations (https://github.com/opencontainers/image-spec/blob/main/annotations.md).
+LABEL org.opencontainers.image.title="mesh-pep" \
+      org.opencontainers.image.description="Policy Enforcement Point for AI-agent traffic in an Envoy/Istio mesh (ext_authz + ext_proc)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/mesh-pep/mesh-pep" \
+      org.opencontainers.image.base.name="docker.io/library/node:22-bookworm-slim"
+RUN test "$(node --version)" = "${NODE_VERSION}"
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

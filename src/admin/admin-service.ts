@@ -3,6 +3,7 @@ import { decide } from '../policy/decide.js';
 import { checkRequestToAttributes } from '../envoy/check/request.js';
 import { decisionToCheckResponse } from '../envoy/check/response.js';
 import { tierModule } from '../protect/registry.js';
+import { withCheckLimits } from '../server/overload.js';
 import type { Runtime } from '../server/runtime.js';
 
 /**
@@ -13,7 +14,15 @@ export function createAdminService(rt: Runtime): grpc.UntypedServiceImplementati
   const explain: grpc.handleUnaryCall<{ check?: unknown }, unknown> = (call, callback) => {
     const policy = rt.policy();
     const attrs = checkRequestToAttributes(call.request?.check);
-    decide(attrs, { policy, currentPolicy: () => rt.policy(), credentials: rt.credentials(), pseudonyms: rt.pseudonyms, guards: rt.guards(), explain: true }).then(
+    // The same admission as Check (deadline, header bytes, the shared in-flight bound): Explain verifies
+    // credentials like Check does, so it must not be a way around those limits. Not counted: no metrics.
+    withCheckLimits(
+      rt,
+      attrs,
+      call.getDeadline(),
+      () => decide(attrs, { policy, currentPolicy: () => rt.policy(), credentials: rt.credentials(), pseudonyms: rt.pseudonyms, guards: rt.guards(), explain: true }),
+      { count: false },
+    ).then(
       (d) =>
         callback(null, {
           decision: d.kind,

@@ -33,7 +33,8 @@ function compileDomain(d: RawDomain, g: GlobalSettings, keysDir: string, resolve
     maxTokenAgeMs: d.max_token_age_ms ?? g.credentialRotationIntervalMs,
     attestationRequired: d.attestation_required ?? false,
     match: d.match
-      ? { hosts: unique(d.match.hosts ?? []), pathPrefixes: [...(d.match.path_prefixes ?? [])] }
+      ? // Hosts compare case-insensitively and without the DNS root's trailing dot (policy/normalize.ts).
+        { hosts: unique((d.match.hosts ?? []).map((h) => h.toLowerCase().replace(/\.$/, ''))), pathPrefixes: [...(d.match.path_prefixes ?? [])] }
       : undefined,
     // Only masking domains strip topology; every domain strips the credential (added by the core).
     maskRequestHeaders: masking ? unique([...TOPOLOGY_REQUEST_HEADERS, ...(d.mask_headers ?? [])]) : unique(d.mask_headers ?? []),
@@ -53,7 +54,12 @@ function compileDomain(d: RawDomain, g: GlobalSettings, keysDir: string, resolve
         : undefined,
     fhe:
       d.tier === 'FHE'
-        ? { paths: [...(d.fhe?.paths ?? [])], maxLength: d.fhe?.max_length ?? DEFAULTS.fheMaxLength }
+        ? {
+            paths: [...(d.fhe?.paths ?? [])],
+            maxLength: d.fhe?.max_length ?? DEFAULTS.fheMaxLength,
+            maxCiphertexts: d.fhe?.max_ciphertexts ?? DEFAULTS.fheMaxCiphertexts,
+            maxOutputBytes: d.fhe?.max_output_bytes ?? DEFAULTS.fheMaxOutputBytes,
+          }
         : undefined,
     keyringFile: path.join(keysDir, `${d.name}.jwks.json`),
   };
@@ -86,6 +92,7 @@ export function compilePolicy(raw: RawPolicy, source: string, hash: string): Com
     maxConcurrentChecks: srv?.max_concurrent_checks ?? DEFAULTS.maxConcurrentChecks,
     maxConcurrentStreams: srv?.max_concurrent_streams ?? DEFAULTS.maxConcurrentStreams,
     maxRequestHeaderBytes: srv?.max_request_header_bytes ?? DEFAULTS.maxRequestHeaderBytes,
+    maxInflightBodyBytes: srv?.max_inflight_body_bytes ?? DEFAULTS.maxInflightBodyBytes,
   };
   const policy: CompiledPolicy = {
     source,

@@ -13,7 +13,7 @@ export interface RawDomain {
   max_body_bytes?: number;
   dlp?: { action: 'redact' | 'block' | 'report'; entities?: string[]; canaries?: string[] };
   computation?: { mode?: 'tee' | 'mpc'; recipients_file?: string; parties?: { name: string; jwks_file: string }[]; fields?: string[] };
-  fhe?: { paths?: string[]; max_length?: number };
+  fhe?: { paths?: string[]; max_length?: number; max_ciphertexts?: number; max_output_bytes?: number };
   zones?: { allow?: { from: string; to?: string }[]; allow_unzoned?: boolean };
   deny_shared_identity?: boolean;
 }
@@ -29,6 +29,7 @@ export interface RawServerSettings {
   max_concurrent_checks?: number;
   max_concurrent_streams?: number;
   max_request_header_bytes?: number;
+  max_inflight_body_bytes?: number;
 }
 
 export interface RawPolicy {

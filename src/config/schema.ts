@@ -75,6 +75,9 @@ const domain: FieldSchema = {
       fields: {
         paths: strList,
         max_length: { kind: 'integer', min: 1, max: 1 << 20 },
+        // Issue 17, finding 4: what one body may cost (docs/fhe.md, "Limits").
+        max_ciphertexts: { kind: 'integer', min: 1, max: 4096 },
+        max_output_bytes: { kind: 'integer', min: 65_536, max: 1024 * 1024 * 1024 },
       },
     },
     // Hardening (docs/hardening.md): which trust zones may call this domain, shared-identity denial.
@@ -132,6 +135,7 @@ const serverSection: FieldSchema = {
     max_concurrent_checks: { kind: 'integer', min: 1, max: 1_000_000 },
     max_concurrent_streams: { kind: 'integer', min: 1, max: 1_000_000 },
     max_request_header_bytes: { kind: 'integer', min: 1024, max: 16 * 1024 * 1024 },
+    max_inflight_body_bytes: { kind: 'integer', min: 65_536, max: 64 * 1024 * 1024 * 1024 },
   },
 };
 

@@ -42,6 +42,13 @@ export function checkSemantics(raw: RawPolicy, w: SchemaWalker): void {
     if (d.computation && d.tier !== 'COMPUTATION') {
       w.error(w.at(`${p}.computation#key`), `${p}.computation: only COMPUTATION domains take a computation section (tier is ${d.tier})`);
     }
+    const budget = m.server?.max_inflight_body_bytes;
+    if (budget !== undefined && typeof d.max_body_bytes === 'number' && d.max_body_bytes > budget) {
+      w.error(
+        w.at(`${p}.max_body_bytes`),
+        `${p}.max_body_bytes: ${d.max_body_bytes} is more than server.max_inflight_body_bytes (${budget}); such a body could never be processed`,
+      );
+    }
     if (d.fhe && d.tier !== 'FHE') {
       w.error(w.at(`${p}.fhe#key`), `${p}.fhe: only FHE domains take an fhe section (tier is ${d.tier})`);
     }

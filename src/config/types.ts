@@ -73,6 +73,10 @@ export interface FheSettings {
   paths: readonly string[];
   /** Longest numeric array accepted. */
   maxLength: number;
+  /** Most CKKS ciphertexts one body may produce (each ~150-450 KB and a few ms of CPU). */
+  maxCiphertexts: number;
+  /** Largest protected body, in bytes, one plaintext body may become. */
+  maxOutputBytes: number;
 }
 
 export interface DomainMatch {
@@ -166,6 +170,8 @@ export interface ServerSettings {
   maxConcurrentStreams: number;
   /** Total bytes of request header names and values a Check accepts. */
   maxRequestHeaderBytes: number;
+  /** Body bytes all ext_proc streams of one process may hold at once; beyond it bodies shed `overloaded`. */
+  maxInflightBodyBytes: number;
 }
 
 export interface CompiledPolicy {

@@ -15,11 +15,17 @@ export interface CredentialSource {
   verify(token: string): Promise<VerifiedCredential>;
 }
 
+/**
+ * A guard's answer: a reason code to deny, or undefined to pass. A promise only where the guard must
+ * ask another process first (a cluster worker's shared-identity guard, on a pair it has not reported);
+ * the common answer is synchronous, so the cached Check path does not wait a turn for it.
+ */
+export type GuardResult = ReasonCode | undefined | Promise<ReasonCode | undefined>;
+
 /** Extra checks that later phases plug in (trust zones, revocation, shared identities). */
 export interface DecisionGuard {
   readonly phase: DecisionStep['phase'];
-  /** Returns a reason code to deny, or undefined to pass. */
-  check(input: { request: RequestAttributes; domain: DomainPolicy; credential: VerifiedCredential; now: number }): ReasonCode | undefined;
+  check(input: { request: RequestAttributes; domain: DomainPolicy; credential: VerifiedCredential; now: number }): GuardResult;
 }
 
 export interface DecideDeps {
@@ -83,7 +89,7 @@ export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<
 
   // classify
   let policy = deps.policy;
-  const choice = selectDomain(policy, req.host, req.path, req.contextExtensions.domain);
+  const choice = selectDomain(policy, req.host, req.path, req.contextExtensions.domain, req.contextExtensions.domains);
   if (!choice.domain) {
     steps.add('classify', 'fail', () => choice.why);
     return deny('no_policy', steps, id, undefined);
@@ -165,7 +171,8 @@ export async function decide(req: RequestAttributes, deps: DecideDeps): Promise<
   }
 
   for (const guard of deps.guards ?? []) {
-    const reason = guard.check({ request: req, domain, credential: cred, now });
+    const answer = guard.check({ request: req, domain, credential: cred, now });
+    const reason = typeof answer === 'object' ? await answer : answer;
     if (reason) {
       steps.add(guard.phase, 'fail', () => `denied: ${reason}`);
       return deny(reason, steps, id, domain, who);

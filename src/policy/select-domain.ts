@@ -1,4 +1,5 @@
 import type { CompiledPolicy, DomainPolicy } from '../config/types.js';
+import { normalizeHost, normalizePath } from './normalize.js';
 
 export type DomainChoice =
   | { domain: DomainPolicy; why: string }
@@ -26,20 +27,42 @@ function pathMatches(prefixes: readonly string[], path: string): boolean {
  * The operator's per-route `context_extensions.domain` wins; else the first domain whose `match` fits
  * host and path. A client header never picks the domain. A named but unknown domain is not matched by
  * host instead: the operator said which policy applies, and it is missing.
+ *
+ * Host and path are matched in their normalised form (`normalize.ts`), so spellings the callee reads
+ * as the same resource cannot slip from a narrow domain into a broader one; a request target that
+ * has no single normalised form matches no domain (`no_policy`).
+ *
+ * `candidates` (`context_extensions.domains`, comma-separated) is set for a workload that serves several
+ * domains: only those are matched, so a caller that sends another workload's host or path cannot steer
+ * the request into a domain this workload does not serve. A candidate the policy lacks matches nothing.
  */
-export function selectDomain(policy: CompiledPolicy, host: string, path: string, contextDomain: string | undefined): DomainChoice {
+export function selectDomain(
+  policy: CompiledPolicy,
+  host: string,
+  path: string,
+  contextDomain: string | undefined,
+  candidates?: string,
+): DomainChoice {
   if (contextDomain !== undefined && contextDomain !== '') {
     const d = policy.domainsByName.get(contextDomain);
     return d
       ? { domain: d, why: `context_extensions.domain = "${contextDomain}"` }
       : { domain: undefined, why: `context_extensions.domain "${contextDomain}" is not defined in the policy` };
   }
-  const pathOnly = path.split('?', 1)[0] ?? path;
+  const allowed = candidates === undefined || candidates === '' ? undefined : new Set(candidates.split(',').map((c) => c.trim()));
+  const h = normalizeHost(host);
+  if (!h.ok) return { domain: undefined, why: `no context_extensions.domain and the host cannot be normalised: ${h.why}` };
+  const p = normalizePath(path);
+  if (!p.ok) return { domain: undefined, why: `no context_extensions.domain and the path cannot be normalised: ${p.why}` };
+  const nHost = h.value;
+  const nPath = p.value;
   for (const d of policy.domains) {
     if (!d.match) continue;
-    if (hostMatches(d.match.hosts, host) && pathMatches(d.match.pathPrefixes, pathOnly)) {
-      return { domain: d, why: `match of domain "${d.name}" fits host "${host}" and path "${pathOnly}"` };
+    if (allowed !== undefined && !allowed.has(d.name)) continue;
+    if (hostMatches(d.match.hosts, nHost) && pathMatches(d.match.pathPrefixes, nPath)) {
+      return { domain: d, why: `match of domain "${d.name}" fits host "${nHost}" and path "${nPath}" (normalised)` };
     }
   }
-  return { domain: undefined, why: `no context_extensions.domain and no domain match fits host "${host}" and path "${pathOnly}"` };
+  const among = allowed === undefined ? '' : ` among context_extensions.domains "${candidates ?? ''}"`;
+  return { domain: undefined, why: `no context_extensions.domain and no domain match${among} fits host "${nHost}" and path "${nPath}" (normalised)` };
 }

@@ -1,4 +1,5 @@
 import type { AuditSink } from '../audit/record.js';
+import type { BodyBudget } from '../envoy/ext-proc/body-buffer.js';
 import type { CompiledPolicy } from '../config/types.js';
 import type { Pseudonymizer } from '../masking/pseudonym.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -18,4 +19,6 @@ export interface ServerContext {
   pseudonyms: Pseudonymizer;
   /** OpenTelemetry spans (a no-op unless OTEL_* configures an exporter). */
   tracing: Tracing;
+  /** The process's bound on body bytes held by ext_proc streams (`server.max_inflight_body_bytes`). */
+  bodyBudget?: BodyBudget;
 }

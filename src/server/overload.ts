@@ -46,8 +46,8 @@ export function requestHeaderBytes(req: RequestAttributes): number {
   return n;
 }
 
-function shed(rt: Runtime, req: RequestAttributes, reason: ReasonCode): DenyDecision {
-  rt.metrics.decisions.inc({ domain: '', decision: 'deny', reason });
+function shed(rt: Runtime, req: RequestAttributes, reason: ReasonCode, count = true): DenyDecision {
+  if (count) rt.metrics.decisions.inc({ domain: '', decision: 'deny', reason });
   return unclassifiedDeny(reason, randomUUID(), [{ phase: 'classify', outcome: 'fail', detail: `refused before evaluation: ${reason}` }]);
 }
 
@@ -65,17 +65,49 @@ function deadlinePassed(deadline: grpc.Deadline | undefined): boolean {
  * cannot afford, and no shed call is ever an allow.
  */
 export async function authorizeWithLimits(rt: Runtime, req: RequestAttributes, deadline?: grpc.Deadline) {
-  if (deadlinePassed(deadline)) return shed(rt, req, 'overloaded');
-  const lim = limits(rt);
-  if (requestHeaderBytes(req) > lim.maxHeaderBytes) return shed(rt, req, 'payload_too_large');
+  // No closure per call here: this is the cached Check path (withCheckLimits is for Explain).
+  const refused = admit(rt, req, deadline, true);
+  if (refused) return refused;
   const load = loadOf(rt);
-  if (load.checks >= lim.maxChecks) return shed(rt, req, 'overloaded');
-  load.checks++;
   try {
     return await authorize(rt, req);
   } finally {
     load.checks--;
   }
+}
+
+/**
+ * The admission checks of `authorizeWithLimits` around any other evaluation of a CheckRequest: the
+ * admin API's `Explain` runs the same pipeline (credential verification included) and so must not be
+ * a way around the header limit or the concurrency bound. Both share one in-flight count. A refused
+ * call gets the shed deny instead of `run`'s result.
+ */
+export async function withCheckLimits<T>(
+  rt: Runtime,
+  req: RequestAttributes,
+  deadline: grpc.Deadline | undefined,
+  run: () => Promise<T>,
+  opts: { count?: boolean } = {},
+): Promise<T | DenyDecision> {
+  const refused = admit(rt, req, deadline, opts.count ?? true);
+  if (refused) return refused;
+  const load = loadOf(rt);
+  try {
+    return await run();
+  } finally {
+    load.checks--;
+  }
+}
+
+/** A shed deny, or undefined once the call holds one of the `max_concurrent_checks` slots. */
+function admit(rt: Runtime, req: RequestAttributes, deadline: grpc.Deadline | undefined, count: boolean): DenyDecision | undefined {
+  if (deadlinePassed(deadline)) return shed(rt, req, 'overloaded', count);
+  const lim = limits(rt);
+  if (requestHeaderBytes(req) > lim.maxHeaderBytes) return shed(rt, req, 'payload_too_large', count);
+  const load = loadOf(rt);
+  if (load.checks >= lim.maxChecks) return shed(rt, req, 'overloaded', count);
+  load.checks++;
+  return undefined;
 }
 
 /**

@@ -1,4 +1,6 @@
 import { FileAuditSink } from '../audit/file-sink.js';
+import { DEFAULTS } from '../config/defaults.js';
+import { BodyBudget } from '../envoy/ext-proc/body-buffer.js';
 import type { AuditSink } from '../audit/record.js';
 import { PolicyStore, type ReloadResult } from '../config/store.js';
 import type { CompiledPolicy, IdentitySettings } from '../config/types.js';
@@ -8,6 +10,7 @@ import { Pseudonymizer } from '../masking/pseudonym.js';
 import type { CredentialSource, DecisionGuard } from '../policy/decide.js';
 import { installSecurityGuards, type SecurityGuards } from '../policy/guards/install.js';
 import type { VerifiedCredential } from '../identity/verifier.js';
+import type { SharedIdentityPeer } from '../policy/guards/shared-identity.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { createTracing, type Tracing } from '../telemetry/tracing.js';
@@ -27,6 +30,8 @@ export interface RuntimeOptions {
    * relays them to the primary, which keeps the one chain (`audit/ipc-sink.ts`).
    */
   auditSink?: AuditSink;
+  /** A cluster worker's link to the primary's shared-identity view (`policy/guards/shared-identity-ipc.ts`). */
+  sharedIdentityPeer?: SharedIdentityPeer;
 }
 
 function maxTokenAge(p: CompiledPolicy): number {
@@ -45,6 +50,8 @@ export class Runtime implements ServerContext {
   security: SecurityGuards | undefined;
   draining = false;
   listening = false;
+  /** One budget for the body bytes every ext_proc stream of this process holds (finding 10 of issue 17). */
+  readonly bodyBudget = new BodyBudget(() => this.store.current.server?.maxInflightBodyBytes ?? DEFAULTS.maxInflightBodyBytes);
 
   private constructor(
     readonly store: PolicyStore,
@@ -74,7 +81,7 @@ export class Runtime implements ServerContext {
     const audit = opts.auditSink ?? (await FileAuditSink.open(policy.audit, { metrics, log }));
     const rt = new Runtime(store, audit, metrics, log, pseudonyms, opts.tracing ?? createTracing());
     try {
-      rt.security = await installSecurityGuards(rt);
+      rt.security = await installSecurityGuards(rt, opts.sharedIdentityPeer);
     } catch (e) {
       await rt.close();
       throw e;

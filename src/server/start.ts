@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import type { SharedIdentityPeer } from '../policy/guards/shared-identity.js';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
@@ -40,6 +41,8 @@ export interface StartOptions {
   auditSink?: AuditSink;
   /** TLS/mTLS for the gRPC listener; beats the policy's `server.tls` (docs/hardening.md). */
   tls?: ServerTlsSettings;
+  /** Where a cluster worker shares shared-identity observations (the primary keeps the one view). */
+  sharedIdentityPeer?: SharedIdentityPeer;
 }
 
 export interface RunningServer {
@@ -61,7 +64,7 @@ function splitAddress(addr: string): { host: string; port: number } {
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const grpcAddress = opts.grpcAddress ?? '0.0.0.0:9001';
   const adminAddress = opts.adminAddress ?? '0.0.0.0:9090';
-  const rt = await Runtime.create({ configFile: opts.configFile, initDevKeys: opts.initDevKeys, log: opts.log, auditSink: opts.auditSink, tracing: opts.tracing });
+  const rt = await Runtime.create({ configFile: opts.configFile, initDevKeys: opts.initDevKeys, log: opts.log, auditSink: opts.auditSink, tracing: opts.tracing, sharedIdentityPeer: opts.sharedIdentityPeer });
 
   const services = loadServices();
   const tlsFiles = opts.tls ?? rt.policy().server?.tls;

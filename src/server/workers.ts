@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { FileAuditSink } from '../audit/file-sink.js';
 import { IpcAuditSink, type AuditChannel } from '../audit/ipc-sink.js';
 import { AuditIpcWriter } from '../audit/ipc-writer.js';
+import { IpcSharedIdentityPeer, SharedIdentityIpcRegistry, type IdentityChannel } from '../policy/guards/shared-identity-ipc.js';
 import { loadPolicyFile } from '../config/load.js';
 import type { ServerTlsSettings } from '../config/types.js';
 import { createMetrics } from '../telemetry/metrics.js';
@@ -21,6 +22,12 @@ import type { RunningServer } from './start.js';
  * - Audit: one hash chain in `audit.file`, as with one process. Workers relay their records over IPC
  *   (`audit/ipc-sink.ts`), batched per event-loop turn; the primary appends them with group commit
  *   and answers a batch once its durable records are on disk (`audit/ipc-writer.ts`).
+ * - Guards: state that must span workers lives in the primary. The shared-identity view (one agent
+ *   id from two SPIFFE principals) is kept there (`policy/guards/shared-identity-ipc.ts`): a worker
+ *   reports each new (agent, principal) pair before deciding, and the primary pushes a newly shared
+ *   agent to every worker. Revocation needs no shared state: every worker reads the same policy and
+ *   revocation file itself (file watch, SIGHUP forwarded, the revocation file polled every second), so
+ *   each applies a revocation within the same bound as one process would.
  * - /healthz answers from the primary; /readyz is 200 only when the audit log is writable and every
  *   worker slot is up and ready (asked over IPC); /metrics is every worker's registry and the
  *   primary's (audit series) summed series by series.
@@ -123,6 +130,8 @@ export async function runClusterPrimary(opts: ClusterOptions): Promise<number> {
   const metrics = createMetrics();
   const auditSink = await FileAuditSink.open(policy.audit, { metrics, log });
   const audit = new AuditIpcWriter(auditSink);
+  // Guard state that must span the workers (an agent id seen from two principals on two workers).
+  const identities = new SharedIdentityIpcRegistry();
 
   const slots: Slot[] = Array.from({ length: opts.workers }, (_, i) => ({ n: i + 1, worker: undefined, ready: false }));
   let draining = false;
@@ -166,6 +175,7 @@ export async function runClusterPrimary(opts: ClusterOptions): Promise<number> {
     slot.ready = false;
     w.on('message', (m: FromWorker) => {
       if (audit.handle(w, m)) return;
+      if (identities.handle(w, m)) return;
       if (m?.mesh === 'ready') {
         slot.ready = true;
         grpcPort = m.grpcPort;
@@ -180,6 +190,7 @@ export async function runClusterPrimary(opts: ClusterOptions): Promise<number> {
     });
     w.on('exit', (code, signal) => {
       audit.forget(w);
+      identities.forget(w);
       slot.ready = false;
       if (slot.worker === w) slot.worker = undefined;
       if (draining) return;
@@ -298,6 +309,7 @@ export async function runClusterWorker(opts: ClusterOptions): Promise<number> {
     adminAddress: opts.adminAddress,
     adminHttp: false,
     auditSink: new IpcAuditSink(process as unknown as AuditChannel),
+    sharedIdentityPeer: new IpcSharedIdentityPeer(process as unknown as IdentityChannel),
     tls: opts.tls,
     initDevKeys: false,
     watchPolicy: true,

@@ -88,6 +88,22 @@ async function startAgent(env: Record<string, string>): Promise<number> {
 describe('Dockerfile', () => {
   const steps = dockerfile();
 
+  it('builds on a maintained Node line pinned by digest, checks the version, and carries OCI labels', () => {
+    const text = readRepoFile('Dockerfile');
+    const image = /^ARG NODE_IMAGE=(\S+)$/m.exec(text)?.[1] ?? '';
+    assert.match(image, /^node:(2[2-9]|[3-9]\d)-[a-z]+-slim@sha256:[0-9a-f]{64}$/, 'Node 22 or later, by digest');
+    const version = /^ARG NODE_VERSION=(v\d+\.\d+\.\d+)$/m.exec(text)?.[1];
+    assert.ok(version && image.startsWith(`node:${version.slice(1).split('.')[0]}-`), 'the version check names the same major');
+    for (const stage of ['build', 'runtime']) {
+      const runs = steps.filter((s) => s.stage === stage && s.op === 'RUN').map((s) => s.args);
+      assert.ok(runs.includes('test "$(node --version)" = "${NODE_VERSION}"'), `${stage} checks the Node version`);
+    }
+    const labels = steps.filter((s) => s.stage === 'runtime' && s.op === 'LABEL').map((s) => s.args).join(' ');
+    for (const key of ['title', 'description', 'version', 'revision', 'licenses', 'source', 'base.name']) {
+      assert.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${key.replace('.', '\\.')}="`), key);
+    }
+  });
+
   it('is multi-stage: build compiles with dev deps, runtime installs production deps only', () => {
     const stages = steps.filter((s) => s.op === 'FROM').map((s) => s.stage);
     assert.deepEqual(stages, ['build', 'runtime']);

@@ -168,6 +168,13 @@ describe('envoy/envoy.yaml wiring matches mesh-pep', () => {
     assert.deepEqual(names, ['envoy.filters.http.ext_authz', 'envoy.filters.http.ext_proc', 'envoy.filters.http.router']);
   });
 
+  it('normalises paths before routing and filters, and refuses escaped slashes (issue 17, finding 6)', () => {
+    const h = hcm(bootstrap);
+    assert.equal(h['normalize_path'], true);
+    assert.equal(h['merge_slashes'], true);
+    assert.equal(h['path_with_escaped_slashes_action'], 'REJECT_REQUEST');
+  });
+
   it('ext_authz is gRPC v3 and fails closed', () => {
     const authz = filterConfig(bootstrap, 'envoy.filters.http.ext_authz');
     assert.equal(authz['transport_api_version'], 'V3');

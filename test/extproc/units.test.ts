@@ -50,9 +50,9 @@ describe('ext_proc wire adapter', () => {
 
   it('bounds body buffering at the limit', () => {
     const b = new BodyBuffer(10);
-    assert.equal(b.add(Buffer.alloc(6)), true);
-    assert.equal(b.add(Buffer.alloc(4)), true);
-    assert.equal(b.add(Buffer.alloc(1)), false);
+    assert.equal(b.add(Buffer.alloc(6)), 'ok');
+    assert.equal(b.add(Buffer.alloc(4)), 'ok');
+    assert.equal(b.add(Buffer.alloc(1)), 'too_large');
   });
 
   it('knows JSON content types', () => {

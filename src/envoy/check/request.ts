@@ -68,7 +68,11 @@ export function checkRequestToAttributes(checkRequest: unknown): RequestAttribut
   const authority = str(http.host) || headers.get(':authority') || headers.get('host') || '';
   const ctx: Record<string, string> = {};
   for (const [k, v] of Object.entries(obj(attributes.context_extensions))) if (typeof v === 'string') ctx[k] = v;
-  const principal = str(obj(attributes.source).principal);
+  // On an outbound listener (the caller's own sidecar) the downstream is the local app over plaintext, so
+  // Envoy sends no peer principal; the operator's route config names the caller's SPIFFE id instead
+  // (`context_extensions.source_principal`, set only by the chart's outbound EnvoyFilter). A principal
+  // Envoy did see always wins, so the setting can never replace a real mTLS identity.
+  const principal = str(obj(attributes.source).principal) || (ctx['source_principal'] ?? '');
   const destination = str(obj(attributes.destination).principal);
   return {
     method: str(http.method) || headers.get(':method') || '',

@@ -66,9 +66,18 @@ export class ExtProcStream {
     return this.state.at === 'finished';
   }
 
-  /** Cancel or error: drop buffered plaintext at once. */
+  /** Cancel or error: drop buffered plaintext at once (and give its bytes back to the budget). */
   abort(): void {
+    this.releaseBody();
     this.state = { at: 'finished' };
+  }
+
+  /** The body being received or protected, if any: its bytes count against the process's budget. */
+  private holding: BodyBuffer | undefined;
+
+  private releaseBody(): void {
+    this.holding?.release();
+    this.holding = undefined;
   }
 
   async handle(msg: InboundMessage): Promise<Outbound | undefined> {
@@ -192,11 +201,15 @@ export class ExtProcStream {
 
     let receiving: Extract<BodyStage, { stage: 'receiving' }>;
     if (stage.stage === 'receiving') receiving = stage;
-    else if (stage.stage === 'expected') receiving = { stage: 'receiving', buffer: new BodyBuffer(s.flow.domain.maxBodyBytes), chunks: 0 };
-    else throw new ProtocolViolation(`${m.phase} mixes observability and processing`);
+    else if (stage.stage === 'expected') {
+      receiving = { stage: 'receiving', buffer: new BodyBuffer(s.flow.domain.maxBodyBytes, this.deps.ctx.bodyBudget), chunks: 0 };
+      this.holding = receiving.buffer;
+    } else throw new ProtocolViolation(`${m.phase} mixes observability and processing`);
 
     receiving.chunks++;
-    if (!receiving.buffer.add(m.body)) return this.refuse(s.flow, m.phase, 'payload_too_large', false, undefined);
+    const added = receiving.buffer.add(m.body);
+    // Over the process-wide budget the PEP sheds (503 overloaded), as it does beyond its stream limit.
+    if (added !== 'ok') return this.refuse(s.flow, m.phase, added === 'too_large' ? 'payload_too_large' : 'overloaded', false, undefined);
     if (!m.endOfStream) {
       // A STREAMED chunk (or a BUFFERED body that trailers will follow): held here, and cleared from
       // Envoy's copy so no plaintext chunk reaches the other side before the whole body is protected.
@@ -204,7 +217,11 @@ export class ExtProcStream {
       return { type: 'body', phase: m.phase, body: { kind: 'clear' }, headers: NO_HEADER_CHANGES };
     }
     s.body = { stage: 'complete' };
-    return this.transform(s, m.phase, receiving.buffer.take(), receiving.chunks > 1);
+    try {
+      return await this.transform(s, m.phase, receiving.buffer.take(), receiving.chunks > 1);
+    } finally {
+      this.releaseBody();
+    }
   }
 
   private async transform(s: Active, phase: BodyPhase, body: Buffer, earlierChunksCleared: boolean): Promise<Outbound | undefined> {
@@ -296,6 +313,7 @@ export class ExtProcStream {
     plaintext: PayloadDigest | undefined,
     findings?: Readonly<Record<string, number>>,
   ): Promise<Outbound | undefined> {
+    this.releaseBody();
     this.state = { at: 'finished' };
     await this.audit(flow, phase, 'deny', reason, plaintext, findings);
     this.count(flow, phase, 'deny', reason);

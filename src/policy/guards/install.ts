@@ -7,7 +7,7 @@ import type { Logger } from '../../telemetry/logger.js';
 import { DEFAULTS } from '../../config/defaults.js';
 import type { DecisionGuard } from '../decide.js';
 import { RevocationGuard, RevocationRegistry } from './revocation.js';
-import { SharedIdentityGuard, type SharedIdentityFlag } from './shared-identity.js';
+import { SharedIdentityGuard, type SharedIdentityFlag, type SharedIdentityPeer } from './shared-identity.js';
 import { ZoneGuard } from './zones.js';
 
 export interface GuardHost {
@@ -33,7 +33,7 @@ export interface SecurityGuards {
  * Throws when the policy names a revocation file that cannot be read: starting without a revocation
  * list that was asked for would let revoked callers in.
  */
-export async function installSecurityGuards(host: GuardHost): Promise<SecurityGuards> {
+export async function installSecurityGuards(host: GuardHost, sharedIdentityPeer?: SharedIdentityPeer): Promise<SecurityGuards> {
   const revocation = new RevocationRegistry({
     invalidate: (pred) => host.invalidateCredentials(pred),
     onError: (message) => host.log.error(message),
@@ -45,6 +45,7 @@ export async function installSecurityGuards(host: GuardHost): Promise<SecurityGu
   const sharedIdentity = new SharedIdentityGuard(
     () => host.store.current.sharedIdentity ?? { windowMs: DEFAULTS.sharedIdentityWindowMs, maxTrackedAgents: DEFAULTS.sharedIdentityMaxAgents },
     (flag) => recordSharedIdentity(host, flag),
+    sharedIdentityPeer,
   );
 
   host.addGuard(new RevocationGuard(revocation));

@@ -1,16 +1,12 @@
-import { stat } from 'node:fs/promises';
 import type { DomainPolicy } from '../../config/types.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import { PayloadError } from '../../errors.js';
 import { parseFieldPath, type PathSegment } from '../json-path.js';
-import { loadKeyring } from '../keyring.js';
 import type { PayloadContext, PayloadResult, TierHandler } from '../tier-handler.js';
-import { fheKeyFiles, loadFheKeys } from './keys.js';
-import { guardSeal } from './seal.js';
-import { holdsProtected, openJson, protectJson, type Json } from './transform.js';
+import type { FheJob } from './job.js';
+import { fhePool } from './pool.js';
 
-export const PROTECTED_HEADER = 'x-mesh-protected';
-const JSON_TYPE = 'application/json';
-const DEFAULT_MAX_LENGTH = 65_536;
+export { PROTECTED_HEADER, parseJsonBody } from './job.js';
 
 const compiledPaths = new WeakMap<DomainPolicy, PathSegment[][]>();
 
@@ -29,27 +25,23 @@ export function pathsOf(domain: DomainPolicy): PathSegment[][] {
 }
 
 export function maxLengthOf(domain: DomainPolicy): number {
-  return domain.fhe?.maxLength ?? DEFAULT_MAX_LENGTH;
+  return domain.fhe?.maxLength ?? DEFAULTS.fheMaxLength;
 }
 
-function isJsonType(contentType: string | undefined): boolean {
-  if (contentType === undefined) return true;
-  const base = contentType.split(';')[0]!.trim().toLowerCase();
-  return base === JSON_TYPE || base.endsWith('+json');
-}
-
-const decoder = new TextDecoder('utf-8', { fatal: true });
-
-export function parseJsonBody(body: Uint8Array): Json | undefined {
-  try {
-    return JSON.parse(decoder.decode(body)) as Json;
-  } catch {
-    return undefined;
-  }
-}
-
-function jsonResult(doc: Json, headers: Record<string, string>): PayloadResult {
-  return { body: new TextEncoder().encode(JSON.stringify(doc)), contentType: JSON_TYPE, headers };
+function jobOf(op: FheJob['op'], body: Uint8Array, ctx: PayloadContext): FheJob {
+  const { policy, domain } = ctx;
+  return {
+    op,
+    body,
+    contentType: ctx.contentType,
+    keysDir: policy.keys.dir,
+    domain: domain.name,
+    keyringFile: domain.keyringFile,
+    paths: domain.fhe?.paths ?? [],
+    maxLength: maxLengthOf(domain),
+    maxCiphertexts: domain.fhe?.maxCiphertexts ?? DEFAULTS.fheMaxCiphertexts,
+    maxOutputBytes: domain.fhe?.maxOutputBytes ?? DEFAULTS.fheMaxOutputBytes,
+  };
 }
 
 /**
@@ -59,45 +51,22 @@ function jsonResult(doc: Json, headers: Record<string, string>): PayloadResult {
  * domain's secret key file is present (the key owner's side); elsewhere it returns `undefined`, so
  * ciphertext passes on untouched. Non-JSON bodies are rejected: there is nothing to compute on, and
  * passing them would forward plaintext.
+ *
+ * The work runs on the SEAL thread (`pool.ts`), never on the event loop that answers Checks; the
+ * bounds on ciphertexts and output bytes per body are the domain's `fhe` settings (`job.ts`).
  */
 export class FheHandler implements TierHandler {
   readonly tier = 'FHE' as const;
 
-  protect(body: Uint8Array, ctx: PayloadContext): Promise<PayloadResult> {
-    return guardSeal(() => this.protectBody(body, ctx));
+  async protect(body: Uint8Array, ctx: PayloadContext): Promise<PayloadResult> {
+    // Paths are compiled here first, so a bad path is refused without a trip to the thread.
+    pathsOf(ctx.domain);
+    const out = await fhePool.run(jobOf('protect', body, ctx));
+    if (!out) throw new PayloadError('internal_error', 'the FHE engine returned no body');
+    return out;
   }
 
   unprotect(body: Uint8Array, ctx: PayloadContext): Promise<PayloadResult | undefined> {
-    return guardSeal(() => this.unprotectBody(body, ctx));
-  }
-
-  private async protectBody(body: Uint8Array, ctx: PayloadContext): Promise<PayloadResult> {
-    if (body.length === 0) return { body, contentType: ctx.contentType ?? JSON_TYPE, headers: {} };
-    if (!isJsonType(ctx.contentType)) throw new PayloadError('payload_rejected', 'FHE domains accept JSON bodies only');
-    const doc = parseJsonBody(body);
-    if (doc === undefined) throw new PayloadError('payload_rejected', 'body is not JSON');
-    const { policy, domain } = ctx;
-    const [fhe, ring] = await Promise.all([loadFheKeys(policy.keys.dir, domain.name), loadKeyring(domain.keyringFile)]);
-    const out = await protectJson(doc, { fhe, ring, domain: domain.name, paths: pathsOf(domain), maxLength: maxLengthOf(domain) });
-    return jsonResult(out, { [PROTECTED_HEADER]: 'FHE' });
-  }
-
-  private async unprotectBody(body: Uint8Array, ctx: PayloadContext): Promise<PayloadResult | undefined> {
-    if (body.length === 0 || !isJsonType(ctx.contentType)) return undefined;
-    const doc = parseJsonBody(body);
-    if (doc === undefined || !holdsProtected(doc, ctx.domain.name)) return undefined;
-    const { policy, domain } = ctx;
-    if (!(await fileExists(fheKeyFiles(policy.keys.dir, domain.name).secret))) return undefined;
-    const [fhe, ring] = await Promise.all([loadFheKeys(policy.keys.dir, domain.name), loadKeyring(domain.keyringFile)]);
-    return jsonResult(await openJson(doc, fhe, [ring], domain.name, maxLengthOf(domain)), {});
-  }
-}
-
-async function fileExists(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch {
-    return false;
+    return fhePool.run(jobOf('unprotect', body, ctx));
   }
 }

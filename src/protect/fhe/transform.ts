@@ -4,7 +4,7 @@ import type { Keyring } from '../keyring.js';
 import type { PathSegment } from '../json-path.js';
 import { decryptValue, deleteAll, encryptValues, loadEnvelope } from './codec.js';
 import type { FheKeySet } from './keys.js';
-import { chunkCount, isFheShaped } from './wire.js';
+import { chunkCount, ciphertextsOf, isFheShaped, type FheEnvelope } from './wire.js';
 
 /**
  * The FHE body transformation over parsed JSON.
@@ -27,6 +27,10 @@ export interface TransformKeys {
   /** Compiled `fhe.paths`; empty means everywhere. */
   paths: readonly (readonly PathSegment[])[];
   maxLength: number;
+  /** Most ciphertexts this body may produce (`fhe.max_ciphertexts`). */
+  maxCiphertexts: number;
+  /** Most bytes of ciphertext (base64) this body may produce (`fhe.max_output_bytes`). */
+  maxOutputBytes: number;
 }
 
 type Token = string | number;
@@ -35,10 +39,11 @@ const JSON_TYPE = 'application/json';
 /** Deeper documents are refused rather than risking the stack. */
 export const MAX_DEPTH = 128;
 /**
- * Most ciphertexts one body may produce. Each costs ~216 KB (seeded) to ~440 KB (public-key) and a
- * few milliseconds of blocking work, so a small body of many scalars must not become gigabytes.
+ * Fewest base64 characters one ciphertext takes (seeded symmetric, zstd: ~216 KB measured; public-key
+ * ~440 KB). Used to refuse, before any encryption work, a body whose ciphertexts cannot fit
+ * `maxOutputBytes`; the exact count is kept while encrypting as well.
  */
-export const MAX_CIPHERTEXTS_PER_BODY = 256;
+const MIN_CIPHERTEXT_CHARS = 150_000;
 
 function tooDeep(depth: number): void {
   if (depth > MAX_DEPTH) throw new PayloadError('payload_rejected', `JSON nested deeper than ${MAX_DEPTH} levels`);
@@ -110,18 +115,35 @@ function countCiphertexts(doc: Json, paths: TransformKeys['paths'], maxLength: n
   return walk(doc, []);
 }
 
+/**
+ * Encrypts what the domain says and seals the rest. A body is refused (`payload_too_large`) before
+ * any encryption when it would need more than `maxCiphertexts` ciphertexts or certainly more than
+ * `maxOutputBytes` of them, and while encrypting as soon as the ciphertexts made so far pass
+ * `maxOutputBytes`: a small body of many scalars must not become tens of megabytes (issue 17).
+ */
 export async function protectJson(doc: Json, k: TransformKeys): Promise<Json> {
   const everywhere = k.paths.length === 0;
   const needed = countCiphertexts(doc, k.paths, k.maxLength);
-  if (needed > MAX_CIPHERTEXTS_PER_BODY) {
-    throw new PayloadError('payload_too_large', `body would need ${needed} ciphertexts, more than ${MAX_CIPHERTEXTS_PER_BODY}`);
+  if (needed > k.maxCiphertexts) {
+    throw new PayloadError('payload_too_large', `body would need ${needed} ciphertexts, more than the domain's max_ciphertexts ${k.maxCiphertexts}`);
   }
+  if (needed * MIN_CIPHERTEXT_CHARS > k.maxOutputBytes) {
+    throw new PayloadError('payload_too_large', `body would need ${needed} ciphertexts, more than the domain's max_output_bytes ${k.maxOutputBytes} holds`);
+  }
+  let spent = 0;
+  const encrypt = (v: Json): Json => {
+    const out = encryptNumberOrVector(v, k);
+    const env = (out as unknown as { $fhe: FheEnvelope }).$fhe;
+    for (const c of ciphertextsOf(env)) spent += c.length;
+    if (spent > k.maxOutputBytes) throw new PayloadError('payload_too_large', `protected body passes the domain's max_output_bytes ${k.maxOutputBytes}`);
+    return out;
+  };
   const walk = async (v: Json, tokens: Token[]): Promise<Json> => {
     tooDeep(tokens.length);
     if (isFheShaped(v)) return passThrough(v, k);
-    if (!everywhere && k.paths.some((p) => matches(tokens, p))) return encryptNumberOrVector(v, k);
+    if (!everywhere && k.paths.some((p) => matches(tokens, p))) return encrypt(v);
     if (Array.isArray(v)) {
-      if (everywhere && isNumericArray(v)) return encryptNumberOrVector(v, k);
+      if (everywhere && isNumericArray(v)) return encrypt(v);
       const out: Json[] = [];
       for (let i = 0; i < v.length; i++) out.push(await walk(v[i]!, [...tokens, i]));
       return out;
@@ -133,7 +155,7 @@ export async function protectJson(doc: Json, k: TransformKeys): Promise<Json> {
       return Object.fromEntries(out) as Json;
     }
     if (v === null) return null;
-    if (everywhere && typeof v === 'number') return encryptNumberOrVector(v, k);
+    if (everywhere && typeof v === 'number') return encrypt(v);
     if (typeof v === 'number' && !Number.isFinite(v)) throw new PayloadError('payload_rejected', 'a number in the body is not finite');
     return seal(v, k);
   };

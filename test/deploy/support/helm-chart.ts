@@ -1,12 +1,12 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { TemplateSet } from './go-template.js';
-import { asObject, parseYaml, parseYamlStream, type Json } from './repo.js';
+import { asObject, parseYaml, parseYamlStream, repoPath, type Json } from './repo.js';
 
 /**
- * Renders a Helm chart folder the way `helm template` does for the subset of Helm the mesh-pep chart uses:
- * Chart.yaml metadata, values.yaml coalesced with overrides (maps merge, a null override deletes),
- * `.Release`, every `templates/**` file (files starting with `_` only contribute `define`s), NOTES.txt.
+ * The chart as the real helm (the pinned version from scripts/ensure-helm.sh) renders it. When helm cannot
+ * be had, the first call throws with the script's reason, so every chart test fails instead of skipping.
  */
 
 export interface Release {
@@ -15,12 +15,22 @@ export interface Release {
 }
 
 export interface RenderedChart {
-  values: Json;
-  /** Rendered text per template path (relative to the chart, e.g. `templates/deployment.yaml`). */
-  files: Map<string, string>;
-  /** Every non-empty YAML document of every template, in file order. */
+  /** Every non-empty YAML document `helm template` printed, in order. */
   objects: Json[];
-  notes: string;
+}
+
+let helmBinary: string | undefined;
+
+/** Absolute path of the pinned helm, found or built by scripts/ensure-helm.sh (once per process). */
+export function helm(): string {
+  if (helmBinary) return helmBinary;
+  const run = spawnSync('bash', [repoPath('scripts', 'ensure-helm.sh')], { encoding: 'utf8', timeout: 20 * 60_000 });
+  const found = run.stdout.trim().split('\n').pop() ?? '';
+  if (run.status !== 0 || !found || !fs.existsSync(found)) {
+    throw new Error(`scripts/ensure-helm.sh could not provide helm (exit ${String(run.status)}): ${run.stderr.trim()}`);
+  }
+  helmBinary = found;
+  return found;
 }
 
 function isMap(v: unknown): v is Json {
@@ -38,48 +48,63 @@ export function coalesce(defaults: Json, overrides: Json): Json {
   return out;
 }
 
-function templateFiles(dir: string, rel = 'templates'): string[] {
-  const out: string[] = [];
-  for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
-    const child = `${rel}/${entry.name}`;
-    if (entry.isDirectory()) out.push(...templateFiles(dir, child));
-    else out.push(child);
-  }
-  return out.sort();
-}
-
+/** values.yaml with the overrides applied (for checks of values.schema.json with ajv). */
 export function chartValues(chartDir: string, overrides: Json = {}): Json {
   const defaults = asObject(parseYaml(fs.readFileSync(path.join(chartDir, 'values.yaml'), 'utf8'), 'values.yaml'), 'values');
   return coalesce(defaults, overrides);
 }
 
-export function renderChart(chartDir: string, release: Release, overrides: Json = {}): RenderedChart {
-  const meta = asObject(parseYaml(fs.readFileSync(path.join(chartDir, 'Chart.yaml'), 'utf8'), 'Chart.yaml'), 'Chart.yaml');
-  const values = chartValues(chartDir, overrides);
-  const set = new TemplateSet();
-  const files = templateFiles(chartDir);
-  for (const file of files) set.add(file, fs.readFileSync(path.join(chartDir, file), 'utf8'));
+export interface HelmRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
 
-  const context = {
-    Values: values,
-    Release: { Name: release.name, Namespace: release.namespace, Service: 'Helm', IsInstall: true, IsUpgrade: false },
-    Chart: { Name: meta['name'], Version: meta['version'], AppVersion: meta['appVersion'], Description: meta['description'] },
-    Template: { BasePath: `${String(meta['name'])}/templates` },
-  };
-
-  const rendered = new Map<string, string>();
-  const objects: Json[] = [];
-  let notes = '';
-  for (const file of files) {
-    const base = path.posix.basename(file);
-    if (base.startsWith('_')) continue;
-    const text = set.render(file, { ...context, Template: { ...context.Template, Name: `${String(meta['name'])}/${file}` } });
-    if (base === 'NOTES.txt') {
-      notes = text;
-      continue;
-    }
-    rendered.set(file, text);
-    for (const doc of parseYamlStream(text, file)) objects.push(asObject(doc, `${file} document`));
+/** Runs helm with the overrides in a values file (JSON is YAML), in an empty KUBECONFIG: no cluster is used. */
+export function runHelm(args: readonly string[], overrides: Json = {}): HelmRun {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mesh-pep-helm-'));
+  try {
+    const values = path.join(dir, 'overrides.yaml');
+    fs.writeFileSync(values, JSON.stringify(overrides));
+    const env = {
+      ...process.env,
+      KUBECONFIG: path.join(dir, 'kubeconfig'),
+      HELM_CACHE_HOME: path.join(dir, 'cache'),
+      HELM_CONFIG_HOME: path.join(dir, 'config'),
+      HELM_DATA_HOME: path.join(dir, 'data'),
+    };
+    const run = spawnSync(helm(), [...args, '-f', values], { encoding: 'utf8', env, timeout: 120_000, maxBuffer: 64 << 20 });
+    return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
-  return { values, files: rendered, objects, notes };
+}
+
+/** `helm template` output, parsed; throws with helm's message when it refuses the values. */
+export function renderChart(chartDir: string, release: Release, overrides: Json = {}): RenderedChart {
+  const run = runHelm(['template', release.name, chartDir, '--namespace', release.namespace], overrides);
+  if (run.status !== 0) throw new Error(`helm template failed: ${run.stderr.trim()}`);
+  const objects = parseYamlStream(run.stdout, 'helm template').map((d) => asObject(d, 'helm template document'));
+  return { objects };
+}
+
+/** NOTES.txt as `helm install --dry-run=client` renders it (`helm template` does not render notes). */
+export function chartNotes(chartDir: string, release: Release, overrides: Json = {}): string {
+  const install = runHelm(['install', release.name, chartDir, '--namespace', release.namespace, '--dry-run=client'], overrides);
+  if (install.status !== 0) throw new Error(`helm install --dry-run=client failed: ${install.stderr.trim()}`);
+  const at = install.stdout.indexOf('\nNOTES:\n');
+  if (at < 0) throw new Error('helm install --dry-run=client printed no NOTES');
+  return install.stdout.slice(at + '\nNOTES:\n'.length);
+}
+
+/** helm's refusal (stderr) for values that must not render; throws if helm renders them. */
+export function renderRefusal(chartDir: string, release: Release, overrides: Json): string {
+  const run = runHelm(['template', release.name, chartDir, '--namespace', release.namespace], overrides);
+  if (run.status === 0) throw new Error('helm template rendered values that should have been refused');
+  return run.stderr;
+}
+
+/** `helm lint --strict` for the chart with the overrides. */
+export function lintChart(chartDir: string, overrides: Json = {}): HelmRun {
+  return runHelm(['lint', '--strict', chartDir], overrides);
 }

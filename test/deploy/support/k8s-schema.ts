@@ -1,10 +1,14 @@
-import { IstioOperator } from '@kubernetes-models/istio/install.istio.io/v1alpha1/IstioOperator';
+import { DestinationRule } from '@kubernetes-models/istio/networking.istio.io/v1/DestinationRule';
 import { EnvoyFilter } from '@kubernetes-models/istio/networking.istio.io/v1alpha3/EnvoyFilter';
 import { AuthorizationPolicy } from '@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy';
-import { PeerAuthentication } from '@kubernetes-models/istio/security.istio.io/v1beta1/PeerAuthentication';
-import { Telemetry } from '@kubernetes-models/istio/telemetry.istio.io/v1alpha1/Telemetry';
+import { PeerAuthentication } from '@kubernetes-models/istio/security.istio.io/v1/PeerAuthentication';
+import { Telemetry } from '@kubernetes-models/istio/telemetry.istio.io/v1/Telemetry';
+import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor';
+import { ValidatingAdmissionPolicy } from 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy';
+import { ValidatingAdmissionPolicyBinding } from 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
+import { CronJob } from 'kubernetes-models/batch/v1/CronJob';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
@@ -38,23 +42,21 @@ register('v1', 'ServiceAccount', ServiceAccount);
 register('v1', 'ConfigMap', ConfigMap);
 register('v1', 'Service', Service);
 register('apps/v1', 'Deployment', Deployment);
+register('batch/v1', 'CronJob', CronJob);
 register('policy/v1', 'PodDisruptionBudget', PodDisruptionBudget);
 register('autoscaling/v2', 'HorizontalPodAutoscaler', HorizontalPodAutoscaler);
 register('networking.k8s.io/v1', 'NetworkPolicy', NetworkPolicy);
+register('admissionregistration.k8s.io/v1', 'ValidatingAdmissionPolicy', ValidatingAdmissionPolicy);
+register('admissionregistration.k8s.io/v1', 'ValidatingAdmissionPolicyBinding', ValidatingAdmissionPolicyBinding);
 register('security.istio.io/v1', 'AuthorizationPolicy', AuthorizationPolicy);
-register('security.istio.io/v1beta1', 'PeerAuthentication', PeerAuthentication);
+register('security.istio.io/v1', 'PeerAuthentication', PeerAuthentication);
+register('networking.istio.io/v1', 'DestinationRule', DestinationRule);
 register('networking.istio.io/v1alpha3', 'EnvoyFilter', EnvoyFilter);
-register('telemetry.istio.io/v1alpha1', 'Telemetry', Telemetry);
-register('install.istio.io/v1alpha1', 'IstioOperator', IstioOperator);
+register('telemetry.istio.io/v1', 'Telemetry', Telemetry);
+register('monitoring.coreos.com/v1', 'PodMonitor', PodMonitor);
 
-/**
- * Parts the packaged schemas do not describe at all although the CRD accepts them: the IstioOperator model
- * carries only apiVersion/kind/metadata (its CRD preserves unknown fields under spec). Tests check the one
- * block we put there, meshConfig.extensionProviders, against Istio's mesh config fields themselves.
- */
-const OPAQUE: Record<string, readonly string[]> = {
-  'install.istio.io/v1alpha1/IstioOperator': ['/spec'],
-};
+/** Parts the packaged schemas leave free-form although the CRD accepts them (none for what the chart renders). */
+const OPAQUE: Record<string, readonly string[]> = {};
 
 interface Tracked {
   path: string;
