@@ -87,7 +87,8 @@ export function normalizePath(raw: string): Normalized {
  * host name holds cannot be compared and is refused.
  */
 export function normalizeHost(host: string): Normalized {
-  const h = host.toLowerCase();
+  // An authority may carry its port (`analyst.agents:8080`); the port never picks a domain.
+  const h = host.toLowerCase().replace(/(?<=[^:]):\d{1,5}$/, '');
   if (h.startsWith('[')) return /^\[[0-9a-f:.]+\]$/.test(h) ? { ok: true, value: h } : { ok: false, why: 'host is not a valid IPv6 literal' };
   const value = h.endsWith('.') ? h.slice(0, -1) : h;
   if (value === '') return { ok: true, value };
