@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { keyCreatedAt, newOctKey, pruneKeys } from '../../src/protect/retrieval/keys.js';
 import { EnvoyPeer } from '../support/envoy-peer.js';
-import { get, MemoryStore, put, startTestServer, type TestServer } from '../support/extproc-server.js';
+import { boundMetadata, get, MemoryStore, put, startTestServer, type TestServer } from '../support/extproc-server.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -37,7 +37,7 @@ describe('keys rotate --prune-older-than: keyrings stop growing (issue 23, item 
     const store = new MemoryStore();
     before(async () => {
       t = await startTestServer();
-      p = new EnvoyPeer({ address: t.address, mode: { requestBody: 'BUFFERED', responseBody: 'BUFFERED' }, authzMetadata: { domain: 'agent_memory' } });
+      p = new EnvoyPeer({ address: t.address, mode: { requestBody: 'BUFFERED', responseBody: 'BUFFERED' }, authzMetadata: boundMetadata({ domain: 'agent_memory' }) });
     });
     after(async () => {
       p?.close();
