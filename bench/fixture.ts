@@ -11,6 +11,7 @@ import { ensureDevKeys } from '../src/server/dev-keys.js';
  * - `bench_plain`:  RETRIEVAL, no masking, OUTPUT_ONLY audit (an allow writes no record) — "audit off"
  * - `bench_masked`: RETRIEVAL, metadata masking (pseudonym, topology headers removed), OUTPUT_ONLY
  * - `bench_full`:   RETRIEVAL, no masking, FULL_MESH audit (every allow waits for its fdatasync)
+ * - `bench_memory`: RETRIEVAL, masking and FULL_MESH audit, like the bundled agent_memory: the Go-anchor rows
  */
 export const BENCH_POLICY = `security_mesh:
   global:
@@ -41,6 +42,11 @@ export const BENCH_POLICY = `security_mesh:
       tier: RETRIEVAL
       allowed_roles: [RETRIEVER, ORCHESTRATOR]
       metadata_masking: false
+      audit_level: FULL_MESH
+    - name: bench_memory
+      tier: RETRIEVAL
+      allowed_roles: [RETRIEVER, ORCHESTRATOR]
+      metadata_masking: true
       audit_level: FULL_MESH
 `;
 

@@ -10,6 +10,7 @@ import { encodeCheckRequest, envoyCheckRequest, grpcFrame, headerBytes } from '.
 import { findH2load, runH2load, type LoadResult } from './h2load.js';
 import { runEnvoyBench } from './envoy.js';
 import { jsonBody } from './json-body.js';
+import { buildGoAnchor, startGoAnchor } from './anchors.js';
 import { cpuUs, rssMb } from './proc.js';
 import { WORKER_V8_FLAGS } from '../src/server/workers.js';
 
@@ -43,7 +44,7 @@ interface Options {
   pepNodeArgs: string[];
 }
 
-const GROUPS = ['check', 'extproc', 'workers'] as const;
+const GROUPS = ['check', 'extproc', 'workers', 'anchors'] as const;
 
 function parseOptions(argv: string[]): Options {
   const quick = argv.includes('--quick');
@@ -170,7 +171,7 @@ function decisionCount(metrics: string, domain: string, decision: string): numbe
 
 interface Row {
   scenario: string;
-  target: 'bare' | 'mesh-pep';
+  target: 'bare' | 'mesh-pep' | 'go anchor';
   workers?: number;
   mode: string;
   rps: number;
@@ -217,6 +218,7 @@ async function main(): Promise<number> {
       ['masked', 'bench_masked', steady],
       ['full', 'bench_full', steady],
       ['deny', 'bench_plain', executor],
+      ['memory', 'bench_memory', steady],
     ] as const) {
       const req = envoyCheckRequest({ domain, token });
       if (name === 'plain') facts.request_header_bytes = headerBytes(req);
@@ -361,6 +363,81 @@ async function main(): Promise<number> {
             note: `${p.mbPerS.toFixed(0)} MB/s; +${(p.p50Ms - b.p50Ms).toFixed(3)} ms p50 over bare`,
           }),
         );
+      }
+    }
+
+    if (runs('anchors')) {
+      // 7. The Go anchor: a minimal grpc-go ext_authz server (ES256 verify + token cache, the same answer
+      //    shape, no audit) against mesh-pep doing the full work of an agent_memory-like domain (masking,
+      //    pseudonym, durable FULL_MESH audit), with the same request bytes, at c8 m8 as users measure it.
+      //    Rounds alternate Go, mesh-pep (1 process), mesh-pep (2 workers), bare grpc-js; every ratio is
+      //    taken within a round and the median round is reported.
+      const goBin = await buildGoAnchor(log);
+      const go = await startGoAnchor(goBin, {
+        port: await freePort(),
+        jwksFile: fx.policy.identity.jwksFile!,
+        issuer: fx.policy.identity.issuer ?? '',
+        audience: fx.policy.identity.audiences[0]!,
+        domains: ['bench_plain=RETRIEVER,ORCHESTRATOR', 'bench_masked=RETRIEVER,ORCHESTRATOR:masked', 'bench_full=RETRIEVER,ORCHESTRATOR', 'bench_memory=RETRIEVER,ORCHESTRATOR:masked'],
+      });
+      let pep2: Proc | undefined;
+      try {
+        pep2 = await startPep(fx.policyFile, 2, opts.pepNodeArgs);
+        const c8m8 = { clients: 8, streams: 8 };
+        const targets = [
+          ['go anchor', go.port, undefined],
+          ['mesh-pep', pep.port, 1],
+          ['mesh-pep', pep2.port, 2],
+          ['bare', bare.port, undefined],
+        ] as const;
+        const sat: LoadResult[][] = targets.map(() => []);
+        for (let round = 0; round < opts.rounds; round++) {
+          log(`Go anchor rows, c8 m8, round ${round + 1}/${opts.rounds}`);
+          for (const [i, [, port]] of targets.entries()) {
+            sat[i]!.push(await runH2load({ ...base, ...c8m8, url: `http://127.0.0.1:${port}${CHECK_PATH}`, dataFile: data.memory! }));
+          }
+        }
+        const ratiosTo = (i: number) => sat[i]!.map((r, k) => r.rps / sat[0]![k]!.rps);
+        const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+        const medianRound = (i: number) => {
+          const rs = ratiosTo(i);
+          const m = med(rs);
+          return sat[i]![rs.indexOf(m)]!;
+        };
+        for (const [i, [target, , workers]] of targets.entries()) {
+          const r = i === 0 ? [...sat[0]!].sort((a, b) => a.rps - b.rps)[Math.floor(sat[0]!.length / 2)]! : medianRound(i);
+          const rs = ratiosTo(i);
+          rows.push(
+            row('masking + durable audit, c8 m8', target, 'max', r, {
+              workers,
+              ratio: i === 0 ? undefined : med(rs),
+              note: i === 0 ? 'grpc-go 1.85, ES256 + token cache, no audit' : `× Go anchor; rounds ${rs.map((x) => x.toFixed(2)).join(' ')}; p99 ${(r.p99Ms / sat[0]![rs.indexOf(med(rs))]!.p99Ms).toFixed(2)}× Go's`,
+            }),
+          );
+        }
+        facts.go_anchor_ratio_workers_1 = med(ratiosTo(1)).toFixed(2);
+        facts.go_anchor_ratio_workers_2 = med(ratiosTo(2)).toFixed(2);
+
+        // Tail at a fixed rate: one connection, one call in flight, as the other fixed-rate rows.
+        for (const [target, port, workers] of [['go anchor', go.port, undefined], ['mesh-pep', pep.port, 1]] as const) {
+          const fixed: LoadResult[] = [];
+          for (let round = 0; round < opts.rounds; round++) fixed.push(await runH2load({ ...base, clients: 1, streams: 16, rps: 1000, url: `http://127.0.0.1:${port}${CHECK_PATH}`, dataFile: data.memory! }));
+          fixed.sort((a, b) => a.p99Ms - b.p99Ms);
+          rows.push(row('masking + durable audit', target, '1000 rps', fixed[Math.floor(fixed.length / 2)]!, { workers, note: `p99 of rounds ${fixed.map((x) => x.p99Ms.toFixed(2)).join(' ')}` }));
+        }
+
+        // Cold credential: the same fresh tokens to each server (each has its own cache), Node driver.
+        const n = opts.quick ? 6_000 : 15_000;
+        log(`minting ${n} credentials for the cold Go-anchor rows`);
+        const fresh = (await fx.mint({ agent: 'agent-anchor', role: 'RETRIEVER', n })).map((t) => encodeCheckRequest(envoyCheckRequest({ domain: 'bench_plain', token: t })));
+        const goCold = await driveChecks({ address: `127.0.0.1:${go.port}`, requests: fresh, concurrency: 32, durationS: opts.durationS, expectCode: 0 });
+        const pepCold = await driveChecks({ address: `127.0.0.1:${pep.port}`, requests: fresh, concurrency: 32, durationS: opts.durationS, expectCode: 0 });
+        rows.push(row('cold credential (Node driver)', 'go anchor', 'max', goCold, { note: 'ES256 verify per request' }));
+        rows.push(row('cold credential (Node driver)', 'mesh-pep', 'max', pepCold, { workers: 1, ratio: pepCold.rps / goCold.rps, note: '× Go anchor' }));
+        facts.go_anchor_cold_ratio = (pepCold.rps / goCold.rps).toFixed(2);
+      } finally {
+        if (pep2) await stop(pep2);
+        await stop({ child: go.child, port: go.port });
       }
     }
     await stop(pep);
