@@ -251,7 +251,8 @@ export class ExtProcStream {
    * else (request bodies, which every tier seals whole; protected responses) is buffered.
    */
   private recordStream(s: Active): Extract<BodyStage, { stage: 'streaming' }> | undefined {
-    if (s.at !== 'response' || s.contentEncoding) return undefined;
+    // An MCP/A2A domain filters whole answers (tools/list inside SSE events), so its responses are buffered.
+    if (s.at !== 'response' || s.contentEncoding || s.flow.domain.protocol) return undefined;
     const kind = recordKind(s.contentType);
     const scan = kind ? this.deps.scanFor?.(s.flow.domain) : undefined;
     if (!kind || !scan) return undefined;
