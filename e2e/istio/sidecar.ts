@@ -39,10 +39,17 @@ export function patches(filter: ChartJson): ChartJson[] {
   return asArray(dig(filter, 'spec.configPatches'), 'configPatches').map((p) => asObject(p, 'patch'));
 }
 
-/** The patch values of an EnvoyFilter, by kind: HTTP filters to insert, and virtual-host merges by vhost name. */
-export function patchValues(filter: ChartJson, context: 'SIDECAR_INBOUND' | 'SIDECAR_OUTBOUND'): { filters: JsonObject[]; vhostMerges: Array<{ vhost: string | undefined; value: JsonObject }> } {
+/**
+ * The patch values of an EnvoyFilter, by kind: HTTP filters to insert, virtual-host merges by vhost name,
+ * and merges into the listener's HTTP connection manager (the path normalisation settings).
+ */
+export function patchValues(
+  filter: ChartJson,
+  context: 'SIDECAR_INBOUND' | 'SIDECAR_OUTBOUND',
+): { filters: JsonObject[]; vhostMerges: Array<{ vhost: string | undefined; value: JsonObject }>; hcmMerges: JsonObject[] } {
   const filters: JsonObject[] = [];
   const vhostMerges: Array<{ vhost: string | undefined; value: JsonObject }> = [];
+  const hcmMerges: JsonObject[] = [];
   for (const p of patches(filter)) {
     if (dig(p, 'match.context') !== context) throw new Error(`patch for ${String(dig(p, 'match.context'))}, expected ${context}`);
     const value = structuredClone(asObject(dig(p, 'patch.value'), 'patch value')) as JsonObject;
@@ -55,11 +62,16 @@ export function patchValues(filter: ChartJson, context: 'SIDECAR_INBOUND' | 'SID
       if (dig(p, 'patch.operation') !== 'MERGE') throw new Error('VIRTUAL_HOST patches are expected to MERGE');
       const vhost = (p['match'] as { routeConfiguration?: { vhost?: { name?: string } } }).routeConfiguration?.vhost?.name;
       vhostMerges.push({ vhost, value });
+    } else if (p['applyTo'] === 'NETWORK_FILTER') {
+      if (dig(p, 'patch.operation') !== 'MERGE' || dig(p, 'match.listener.filterChain.filter.name') !== 'envoy.filters.network.http_connection_manager') {
+        throw new Error('NETWORK_FILTER patches are expected to MERGE into the HTTP connection manager');
+      }
+      hcmMerges.push(asObject(value['typed_config'] as ChartJson, 'typed_config') as JsonObject);
     } else {
       throw new Error(`unexpected applyTo ${String(p['applyTo'])}`);
     }
   }
-  return { filters, vhostMerges };
+  return { filters, vhostMerges, hcmMerges };
 }
 
 /** Istio's MERGE: maps merge key by key, other values replace. */
@@ -173,7 +185,12 @@ export interface SidecarPorts {
 
 /** An agent's sidecar, inbound side: Istio's filters, then the chart's EnvoyFilter patches, then the router. */
 export function inboundBootstrap(opts: { ports: SidecarPorts; customPolicy: ChartJson; filter: ChartJson }): JsonObject {
-  const { filters, vhostMerges } = patchValues(opts.filter, 'SIDECAR_INBOUND');
+  const { filters, vhostMerges, hcmMerges } = patchValues(opts.filter, 'SIDECAR_INBOUND');
+  const hcm: JsonObject = {
+    '@type': HCM,
+    stat_prefix: 'inbound_0.0.0.0_8080',
+  };
+  for (const m of hcmMerges) merge(hcm, m);
   const vhost: JsonObject = { name: 'inbound|http|8080', domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster: 'inbound|8080||', timeout: '0s' } }] };
   for (const m of vhostMerges) merge(vhost, m.value);
   return {
@@ -187,8 +204,7 @@ export function inboundBootstrap(opts: { ports: SidecarPorts; customPolicy: Char
             filters: [{
               name: 'envoy.filters.network.http_connection_manager',
               typed_config: {
-                '@type': HCM,
-                stat_prefix: 'inbound_0.0.0.0_8080',
+                ...hcm,
                 route_config: { name: 'inbound|8080||', virtual_hosts: [vhost] },
                 http_filters: [istioCustomRbac(opts.customPolicy), istioExtAuthz(), ...filters, ROUTER],
               },
