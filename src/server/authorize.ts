@@ -48,9 +48,14 @@ function agentProtocolStep(rt: Runtime, policy: CompiledPolicy, req: RequestAttr
   for (const c of r.calls) rt.metrics.rpcCalls.inc({ domain: domain.name, method: c.methodLabel, tool: c.toolLabel, decision: c.decision });
   const rpc = { summary: summarizeCalls(r.calls, r.batch), protocol: p.protocol };
   if (r.kind === 'allow') return { ...d, rpc };
+  return denyFrom(d, r.reason, { rpc, ...(r.kind === 'deny' && r.reply !== undefined ? { rpcReply: r.reply } : {}) });
+}
+
+/** A deny that keeps everything the earlier decision knew (who, where, its steps): only the reason changes. */
+function denyFrom(d: Decision, reason: DenyDecision['reason'], extra: Partial<DenyDecision> = {}): DenyDecision {
   return {
     kind: 'deny',
-    reason: r.reason,
+    reason,
     decisionId: d.decisionId,
     domain: d.domain,
     tier: d.tier,
@@ -60,25 +65,12 @@ function agentProtocolStep(rt: Runtime, policy: CompiledPolicy, req: RequestAttr
     role: d.role,
     masking: d.masking,
     steps: d.steps,
-    rpc,
-    ...(r.kind === 'deny' && r.reply !== undefined ? { rpcReply: r.reply } : {}),
+    ...extra,
   };
 }
 
 function auditUnavailable(d: Decision): DenyDecision {
-  return {
-    kind: 'deny',
-    reason: 'audit_unavailable',
-    decisionId: d.decisionId,
-    domain: d.domain,
-    tier: d.tier,
-    auditLevel: d.auditLevel,
-    agentId: d.agentId,
-    agent: d.agent,
-    role: d.role,
-    masking: d.masking,
-    steps: d.steps,
-  };
+  return denyFrom(d, 'audit_unavailable');
 }
 
 function auditEventOf(rt: Runtime, req: RequestAttributes, d: Decision): AuditEvent {
